@@ -1,0 +1,16 @@
+// Everything instructkit can do, on one screen: each stage registers its subcommands here.
+// Command files only parse flags and call one library function.
+import { Command } from 'commander';
+
+export function buildProgram(): Command {
+  const program = new Command('instructkit')
+    .description('Instruction-tune language models end to end on a CPU.')
+    .showHelpAfterError()
+    .exitOverride((err) => {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version')
+        process.exit(0);
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    });
+  program.version('0.1.0');
+  return program;
+}

@@ -1,0 +1,5 @@
+// instructkit: the library entry point. Each stage is also importable on its own
+// (instructkit/data, instructkit/engine, ...).
+export * as data from './data/index.ts';
+export * from './util/errors.ts';
+export { Rng } from './util/rng.ts';
