@@ -12,5 +12,18 @@ export function buildProgram(): Command {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   program.version('0.1.0');
+
+  const data = program
+    .command('data')
+    .description(
+      'Instruction data: convert, render, mix, split, dedup, decontaminate, stats, inspect',
+    );
+  void data;
+
+  const synth = program
+    .command('synth')
+    .description('Synthesise instruction data with an LLM (Self-Instruct, Alpaca)');
+  void synth;
+
   return program;
 }
