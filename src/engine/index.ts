@@ -33,10 +33,13 @@
 //
 // Checking
 //   await checkOp(name, inputs, build, { reference })  // float64 autodiff vs finite diffs
+export * from './attention.ts';
 export * from './autodiff.ts';
+export * from './composite.ts';
 export * from './dtype.ts';
 export * from './gradcheck.ts';
 export * from './graph.ts';
+export * from './nn.ts';
 export * from './onnx.ts';
 export * from './ops.ts';
 export * from './runtime.ts';

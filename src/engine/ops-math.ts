@@ -301,6 +301,22 @@ const IS_INF = simpleOp<NoAttrs>({
   infer: ([x]) => [{ dtype: 'bool', shape: x!.shape }],
 });
 
+const BIT_XOR = binary('bitwise_xor', 'BitwiseXor');
+function shiftOp(direction: 'LEFT' | 'RIGHT') {
+  return simpleOp<NoAttrs>({
+    name: `shift_${direction.toLowerCase()}`,
+    onnx: 'BitShift',
+    attrs: () => ({ direction: { s: direction } }),
+    infer: (xs) => {
+      if (xs[0]!.dtype !== 'uint32' || xs[1]!.dtype !== 'uint32')
+        throw new ShapeError('bit_shift', `operands must be uint32, got ${xs[0]} and ${xs[1]}`);
+      return [{ dtype: 'uint32', shape: broadcast('bit_shift', xs[0]!.shape, xs[1]!.shape) }];
+    },
+  });
+}
+const SHL = shiftOp('LEFT');
+const SHR = shiftOp('RIGHT');
+
 function bin(op: OpDef<NoAttrs>, x: Var | number, y: Var | number): Var {
   if (typeof x === 'number' && typeof y === 'number')
     throw new ShapeError(op.name, 'needs at least one tensor operand');
@@ -359,3 +375,9 @@ export const or = (a: Var, b: Var): Var => bin(OR, a, b);
 export const not = (x: Var): Var => apply1(NOT, [x], none);
 export const isNan = (x: Var): Var => apply1(IS_NAN, [x], none);
 export const isInf = (x: Var): Var => apply1(IS_INF, [x], none);
+/** Bitwise xor of integer tensors. */
+export const bitwiseXor = (a: Var, b: Var | number): Var => bin(BIT_XOR, a, b);
+/** a << b for uint32 tensors. */
+export const shiftLeft = (a: Var, b: Var | number): Var => bin(SHL, a, b);
+/** a >> b (logical) for uint32 tensors. */
+export const shiftRight = (a: Var, b: Var | number): Var => bin(SHR, a, b);

@@ -1,0 +1,164 @@
+// Attention building blocks: additive masks (causal, padding, block-diagonal for packed
+// sequences), rotary position embeddings with a hand-written backward, RoPE tables, and
+// scaled dot-product attention with grouped-query heads. Models assemble layers from these.
+import { ShapeError } from '../util/errors.ts';
+import { maskedSoftmax } from './composite.ts';
+import type { DType } from './dtype.ts';
+import type { Graph, Var } from './graph.ts';
+import {
+  add,
+  and,
+  arange,
+  cast,
+  concat,
+  equal,
+  expand,
+  lessOrEqual,
+  mul,
+  neg,
+  reshape,
+  slice,
+  unsqueeze,
+  where,
+} from './ops.ts';
+import type { Dim } from './shape.ts';
+import { dimDiv, dimEq, fmtShape } from './shape.ts';
+
+/** Additive mask value for dropped positions: exp underflows to exactly 0, no NaN on full rows. */
+export const MASK_MIN = -1e9;
+
+/** [T, T] bool: query i may see key j iff j <= i. */
+export function causalAllowed(g: Graph, t: Dim): Var {
+  const i = arange(g, t, 'int64');
+  return lessOrEqual(unsqueeze(i, [0]), unsqueeze(i, [1])); // [T(q), T(k)]
+}
+
+/** Additive causal mask [T, T] (0 where allowed, MASK_MIN above the diagonal). */
+export function causalMask(g: Graph, t: Dim, dtype: DType = 'float32'): Var {
+  return where(causalAllowed(g, t), g.scalar(0, dtype), g.scalar(MASK_MIN, dtype));
+}
+
+/**
+ * Additive padding mask [B, 1, 1, T] from an HF-style attention_mask [B, T] (1 or true keeps a
+ * key position, 0 drops it). Broadcasts against scores [B, H, T, T].
+ */
+export function paddingMask(attentionMask: Var, dtype: DType = 'float32'): Var {
+  const g = attentionMask.graph;
+  const keep = attentionMask.dtype === 'bool' ? attentionMask : equal(attentionMask, 1);
+  return unsqueeze(where(keep, g.scalar(0, dtype), g.scalar(MASK_MIN, dtype)), [1, 2]);
+}
+
+/**
+ * Additive block-diagonal causal mask [B, 1, T, T] for packed sequences: a token attends to an
+ * earlier (or the same) token only when both carry the same segment id, so packed examples
+ * never see each other. Give padding its own segment id (e.g. -1).
+ */
+export function segmentMask(segmentIds: Var, dtype: DType = 'float32', causal = true): Var {
+  const g = segmentIds.graph;
+  if (segmentIds.rank !== 2)
+    throw new ShapeError('segment_mask', `segment ids must be [B, T], got ${segmentIds}`);
+  const same = equal(unsqueeze(segmentIds, [2]), unsqueeze(segmentIds, [1])); // [B, T(q), T(k)]
+  const allowed = causal ? and(same, causalAllowed(g, segmentIds.shape[1]!)) : same;
+  return unsqueeze(where(allowed, g.scalar(0, dtype), g.scalar(MASK_MIN, dtype)), [1]);
+}
+
+/**
+ * RoPE tables (Su et al. 2021, eq. 34) in the HF "rotate_half" layout: for position p and
+ * i < Dh/2, angle = p·θ^(−2i/Dh), repeated for both halves. Returns cos and sin [P, Dh].
+ */
+export function ropeTables(
+  positions: number,
+  headDim: number,
+  theta = 10000,
+): { cos: Float32Array; sin: Float32Array } {
+  if (headDim % 2 !== 0) throw new ShapeError('rope', `head dim must be even, got ${headDim}`);
+  const half = headDim / 2;
+  const cos = new Float32Array(positions * headDim);
+  const sin = new Float32Array(positions * headDim);
+  for (let p = 0; p < positions; p++)
+    for (let i = 0; i < half; i++) {
+      const a = p * theta ** ((-2 * i) / headDim);
+      cos[p * headDim + i] = cos[p * headDim + i + half] = Math.cos(a);
+      sin[p * headDim + i] = sin[p * headDim + i + half] = Math.sin(a);
+    }
+  return { cos, sin };
+}
+
+/** How rotate_half is computed: Slice/Neg/Concat, or a MatMul with a signed permutation. */
+export type RotateMode = 'slice' | 'matmul';
+
+function rotateHalf(x: Var, mode: RotateMode, transpose: boolean): Var {
+  const dh = x.shape[x.rank - 1] as number;
+  const half = dh / 2;
+  if (mode === 'matmul') {
+    // rotate_half(x) = x·P with P[j+h, j] = −1, P[j, j+h] = 1; its adjoint uses Pᵀ.
+    const p = new Float64Array(dh * dh);
+    for (let j = 0; j < half; j++) {
+      p[(j + half) * dh + j] = transpose ? 1 : -1;
+      p[j * dh + j + half] = transpose ? -1 : 1;
+    }
+    return x.matmul(x.graph.constant(p, [dh, dh], x.dtype));
+  }
+  const x1 = slice(x, -1, 0, half);
+  const x2 = slice(x, -1, half);
+  // rotate_half(x) = [−x2, x1]; its adjoint is [x2, −x1].
+  return transpose ? concat([x2, neg(x1)], -1) : concat([neg(x2), x1], -1);
+}
+
+/**
+ * Apply rotary embeddings to x [B, H, T, Dh] with cos/sin broadcastable to it (e.g. [T, Dh]
+ * or [B, 1, T, Dh] gathered by position ids): x·cos + rotate_half(x)·sin. The map is linear
+ * and orthogonal, so the backward is dy·cos + rotate_halfᵀ(dy·sin).
+ */
+export function rope(x: Var, cos: Var, sin: Var, mode: RotateMode = 'slice'): Var {
+  const dh = x.shape[x.rank - 1];
+  if (typeof dh !== 'number' || dh % 2 !== 0)
+    throw new ShapeError('rope', `head dim must be static and even, got ${fmtShape(x.shape)}`);
+  for (const t of [cos, sin])
+    if (!dimEq(t.shape[t.rank - 1]!, dh))
+      throw new ShapeError(
+        'rope',
+        `table ${fmtShape(t.shape)} does not match x ${fmtShape(x.shape)}`,
+      );
+  const c = cast(cos, x.dtype);
+  const s = cast(sin, x.dtype);
+  return x.graph.composite('rope', [x], () => {
+    const y = add(mul(x, c), mul(rotateHalf(x, mode, false), s));
+    return {
+      outputs: [y],
+      vjp: ([dy]) => [add(mul(dy!, c), rotateHalf(mul(dy!, s), mode, true))],
+    };
+  })[0] as Var;
+}
+
+/**
+ * Repeat key/value heads for grouped-query attention: [B, Hkv, S, Dh] → [B, Hkv·rep, S, Dh]
+ * (head h uses kv head ⌊h/rep⌋, as in HF's repeat_kv).
+ */
+export function repeatKv(x: Var, rep: number): Var {
+  if (rep === 1) return x;
+  const [b, h, s, d] = x.shape as [Dim, Dim, Dim, Dim];
+  const e = expand(unsqueeze(x, [2]), [b, h, rep, s, d]);
+  return reshape(e, [b, typeof h === 'number' ? h * rep : `${rep}*${h}`, s, d]);
+}
+
+/**
+ * Scaled dot-product attention: softmax(q·kᵀ·scale + mask)·v. q [B, H, T, Dh],
+ * k and v [B, Hkv, S, Dh] with H a multiple of Hkv; mask additive, broadcastable to [B, H, T, S].
+ * @default scale 1/√Dh
+ */
+export function attention(q: Var, k: Var, v: Var, mask?: Var, scale?: number): Var {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
+    throw new ShapeError('attention', `q, k, v must be [B, H, T, Dh], got ${q}, ${k}, ${v}`);
+  const rep = dimDiv(q.shape[1]!, k.shape[1]!);
+  if (typeof rep !== 'number')
+    throw new ShapeError(
+      'attention',
+      `query heads ${q.shape[1]} are not a multiple of kv heads ${k.shape[1]}`,
+    );
+  const dh = q.shape[3] as number;
+  const kk = repeatKv(k, rep);
+  const vv = repeatKv(v, rep);
+  const scores = q.matmul(kk, { transB: true, alpha: scale ?? 1 / Math.sqrt(dh) }); // [B,H,T,S]
+  return maskedSoftmax(scores, mask).matmul(vv); // [B,H,T,Dh]
+}

@@ -1,0 +1,222 @@
+// Composites with hand-written backward (norms, SwiGLU, masked softmax, cross-entropy,
+// dropout, RoPE, attention) through checkOp, plus float32 fused kernels vs float64 references.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  attention,
+  causalMask,
+  rope,
+  ropeTables,
+  segmentMask,
+} from '../../src/engine/attention.ts';
+import { grad } from '../../src/engine/autodiff.ts';
+import {
+  crossEntropy,
+  layerNorm,
+  maskedSoftmax,
+  rmsNorm,
+  swiglu,
+  tokenLogProbs,
+} from '../../src/engine/composite.ts';
+import { checkOp } from '../../src/engine/gradcheck.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import { dropout } from '../../src/engine/nn.ts';
+import { createSession, tensor } from '../../src/engine/runtime.ts';
+
+/** Row-wise reference over the last dim of a [rows, d] array. */
+function rows(x: Float64Array, d: number, f: (r: Float64Array) => ArrayLike<number>): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i += d) out.set(f(x.subarray(i, i + d)), i);
+  return out;
+}
+const rmsRef = (x: Float64Array, w: Float64Array, eps: number) =>
+  rows(x, w.length, (r) => {
+    const ms = r.reduce((p, v) => p + v * v, 0) / r.length;
+    return r.map((v, j) => (v / Math.sqrt(ms + eps)) * (w[j] as number));
+  });
+const lnRef = (x: Float64Array, w: Float64Array, b: Float64Array, eps: number) =>
+  rows(x, w.length, (r) => {
+    const mu = r.reduce((p, v) => p + v, 0) / r.length;
+    const vr = r.reduce((p, v) => p + (v - mu) ** 2, 0) / r.length;
+    return r.map((v, j) => ((v - mu) / Math.sqrt(vr + eps)) * (w[j] as number) + (b[j] as number));
+  });
+const logSoftmaxRow = (r: Float64Array) => {
+  const m = Math.max(...r);
+  const lse = m + Math.log(r.reduce((p, v) => p + Math.exp(v - m), 0));
+  return r.map((v) => v - lse);
+};
+
+test('rmsNorm and layerNorm (float64 gradients, forward vs TS)', async () => {
+  await checkOp('rms_norm', [{ shape: [2, 3, 4] }, { shape: [4] }], (x, w) => rmsNorm(x, w, 1e-6), {
+    reference: (x, w) => rmsRef(x, w, 1e-6),
+  });
+  await checkOp(
+    'layer_norm',
+    [{ shape: [3, 5] }, { shape: [5] }, { shape: [5] }],
+    (x, w, b) => layerNorm(x, w, b),
+    {
+      reference: (x, w, b) => lnRef(x, w, b, 1e-5),
+    },
+  );
+  await checkOp('layer_norm-nobias', [{ shape: [2, 4] }, { shape: [4] }], (x, w) =>
+    layerNorm(x, w),
+  );
+});
+
+test('swiglu and masked softmax', async () => {
+  const silu = (v: number) => v / (1 + Math.exp(-v));
+  await checkOp('swiglu', [{ shape: [2, 3] }, { shape: [2, 3] }], (a, b) => swiglu(a, b), {
+    reference: (a, b) => a.map((v, i) => silu(v) * (b[i] as number)),
+  });
+  await checkOp('masked_softmax-causal', [{ shape: [2, 3, 3] }], (s) =>
+    maskedSoftmax(s, causalMask(s.graph, 3, 'float64')),
+  );
+  await checkOp('masked_softmax-nomask', [{ shape: [2, 4] }], (s) => maskedSoftmax(s));
+});
+
+test('cross-entropy with ignore_index, per-token log-probs', async () => {
+  const logits = { shape: [2, 3, 5] };
+  const targets = { shape: [2, 3], dtype: 'int64', values: [1, -100, 4, 0, 2, -100] } as const;
+  const ref = (l: Float64Array, t: Float64Array) => {
+    const out = new Float64Array(t.length);
+    for (let i = 0; i < t.length; i++)
+      out[i] =
+        t[i] === -100 ? 0 : (logSoftmaxRow(l.subarray(i * 5, i * 5 + 5))[t[i] as number] as number);
+    return out;
+  };
+  await checkOp('token_log_probs', [logits, targets], (l, t) => tokenLogProbs(l, t), {
+    reference: ref,
+  });
+  await checkOp('cross_entropy-mean', [logits, targets], (l, t) => crossEntropy(l, t), {
+    reference: (l, t) => [-ref(l, t).reduce((p, v) => p + v, 0) / 4],
+  });
+  await checkOp('cross_entropy-sum', [logits, targets], (l, t) =>
+    crossEntropy(l, t, { reduction: 'sum' }),
+  );
+  await checkOp('cross_entropy-none', [logits, targets], (l, t) =>
+    crossEntropy(l, t, { reduction: 'none' }),
+  );
+  const allIgnored = { shape: [2], dtype: 'int64', values: [-1, -1] } as const;
+  await checkOp('cross_entropy-all-ignored', [{ shape: [2, 3] }, allIgnored], (l, t) =>
+    crossEntropy(l, t, { ignoreIndex: -1 }).add(l.sum().mul(0)),
+  );
+});
+
+test('rope (slice and matmul forms) and attention with GQA', async () => {
+  const { cos, sin } = ropeTables(3, 4, 10000);
+  const tables = (x: { graph: Graph }) =>
+    [x.graph.constant(cos, [3, 4]), x.graph.constant(sin, [3, 4])] as const;
+  const ropeRef = (x: Float64Array) => {
+    const out = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i += 4) {
+      const p = (i / 4) % 3;
+      for (let j = 0; j < 4; j++) {
+        const rot = j < 2 ? -(x[i + j + 2] as number) : (x[i + j - 2] as number);
+        out[i + j] =
+          (x[i + j] as number) * (cos[p * 4 + j] as number) + rot * (sin[p * 4 + j] as number);
+      }
+    }
+    return out;
+  };
+  await checkOp('rope-slice', [{ shape: [1, 2, 3, 4] }], (x) => rope(x, ...tables(x), 'slice'), {
+    reference: ropeRef,
+    refTol: 1e-7,
+  });
+  await checkOp('rope-matmul', [{ shape: [1, 2, 3, 4] }], (x) => rope(x, ...tables(x), 'matmul'), {
+    reference: ropeRef,
+    refTol: 1e-7,
+  });
+  await checkOp(
+    'attention-gqa',
+    [{ shape: [1, 4, 3, 2] }, { shape: [1, 2, 3, 2] }, { shape: [1, 2, 3, 2] }],
+    (q, k, v) => attention(q, k, v, causalMask(q.graph, 3, 'float64')),
+  );
+});
+
+test('dropout is a seeded, reproducible mask with matching gradient', async () => {
+  await checkOp(
+    'dropout',
+    [{ shape: [4, 8] }, { shape: [], dtype: 'int64', values: [7] }],
+    (x, seed) => dropout(x, 0.3, seed, 1),
+  );
+  const g = new Graph({ name: 'dropout' });
+  const x = g.input('x', 'float32', [64, 64]);
+  const seed = g.input('seed', 'int64', []);
+  g.output('a', dropout(x, 0.25, seed, 1));
+  g.output('b', dropout(x, 0.25, seed, 2));
+  const s = await createSession(g, { threads: 1 });
+  const ones = tensor('float32', [64, 64], new Float32Array(4096).fill(1));
+  const run = async (v: number) =>
+    s.run({ x: ones, seed: tensor('int64', [], BigInt64Array.of(BigInt(v))) });
+  const r1 = await run(5);
+  const r2 = await run(5);
+  const r3 = await run(6);
+  const a1 = r1.a!.data as Float32Array;
+  assert.deepEqual(a1, r2.a!.data, 'same seed, same mask');
+  assert.notDeepEqual(a1, r3.a!.data, 'another seed, another mask');
+  assert.notDeepEqual(a1, r1.b!.data, 'another salt, another mask');
+  const kept = a1.filter((v) => v !== 0);
+  assert.ok(Math.abs(kept.length / 4096 - 0.75) < 0.03, `keep rate ${kept.length / 4096}`);
+  assert.ok(kept.every((v) => Math.abs(v - 1 / 0.75) < 1e-6));
+});
+
+test('packed-sequence mask: a token never attends across segments', async () => {
+  // Two packed examples [0,0,0,1,1] and a padding position (-1): the output for example 2
+  // must not change when example 1's values change.
+  const g = new Graph({ name: 'packed' });
+  const q = g.input('q', 'float32', [1, 1, 6, 2]);
+  const seg = g.input('seg', 'int64', [1, 6]);
+  g.output('y', attention(q, q, q, segmentMask(seg)));
+  g.output('mask', segmentMask(seg));
+  const s = await createSession(g, { threads: 1 });
+  const segT = tensor('int64', [1, 6], BigInt64Array.from([0n, 0n, 0n, 1n, 1n, -1n]));
+  const base = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i));
+  const changed = base.map((v, i) => (i < 6 ? v + 3 : v));
+  const y1 = (await s.run({ q: tensor('float32', [1, 1, 6, 2], base), seg: segT })).y!
+    .data as Float32Array;
+  const r2 = await s.run({ q: tensor('float32', [1, 1, 6, 2], changed), seg: segT });
+  const y2 = r2.y!.data as Float32Array;
+  for (let i = 6; i < 12; i++) assert.equal(y1[i], y2[i], `position ${i >> 1} saw another segment`);
+  const m = r2.mask!.data as Float32Array;
+  const allowed = (i: number, j: number) => m[i * 6 + j] === 0;
+  assert.ok(allowed(4, 3) && !allowed(3, 2) && !allowed(1, 2) && allowed(2, 0) && !allowed(5, 4));
+});
+
+test('float32 fused norm kernels match the float64 path (forward and gradients)', async () => {
+  const build = (dtype: 'float32' | 'float64') => {
+    const g = new Graph({ name: `norms-${dtype}` });
+    const x = g.input('x', dtype, [3, 8]);
+    const w = g.input('w', dtype, [8]);
+    const b = g.input('b', dtype, [8]);
+    const y = layerNorm(rmsNorm(x, w), w, b);
+    const loss = y.mul(y).sum();
+    const [dx, dw, db] = grad(loss, [x, w, b]);
+    g.output('y', y);
+    g.output('dx', dx!);
+    g.output('dw', dw!);
+    g.output('db', db!);
+    return g;
+  };
+  const xs = Float64Array.from({ length: 24 }, (_, i) => Math.cos(i * 1.7) * 2);
+  const ws = Float64Array.from({ length: 8 }, (_, i) => 1 + 0.1 * i);
+  const bs = Float64Array.from({ length: 8 }, (_, i) => 0.05 * i);
+  const run = async (dtype: 'float32' | 'float64') => {
+    const s = await createSession(build(dtype), { threads: 1 });
+    const T = dtype === 'float32' ? Float32Array : Float64Array;
+    return s.run({
+      x: tensor(dtype, [3, 8], T.from(xs) as never),
+      w: tensor(dtype, [8], T.from(ws) as never),
+      b: tensor(dtype, [8], T.from(bs) as never),
+    });
+  };
+  const [r32, r64] = [await run('float32'), await run('float64')];
+  for (const k of ['y', 'dx', 'dw', 'db']) {
+    const a = r32[k]!.data as Float32Array;
+    const e = r64[k]!.data as Float64Array;
+    for (let i = 0; i < e.length; i++)
+      assert.ok(
+        Math.abs((a[i] as number) - (e[i] as number)) < 1e-4 * (1 + Math.abs(e[i] as number)),
+        `${k}[${i}]`,
+      );
+  }
+});
