@@ -119,6 +119,7 @@ function backprop(
   // Forward sweep: which values depend on a `wrt` value (and so need a gradient)?
   const needs = new Set<Var>(wrt);
   for (const u of units) {
+    if (u.region?.kind === 'composite') checkCaptured(u, needs);
     if (!u.inputs.some((x) => needs.has(x))) continue;
     for (const o of u.outputs) if (isFloat(o.dtype)) needs.add(o);
   }
@@ -141,7 +142,6 @@ function backprop(
     if (u.region) checkInternal(u, contrib);
     const need = u.inputs.map((x) => needs.has(x) && isFloat(x.dtype));
     if (!need.some(Boolean)) continue;
-    if (u.region?.kind === 'composite') checkCaptured(u, needs);
     let dIns: (Var | undefined)[];
     if (u.region?.kind === 'checkpoint') dIns = recompute(g, u, dOuts, need);
     else if (u.vjp) dIns = u.vjp(dOuts, need);

@@ -39,6 +39,7 @@ export * from './composite.ts';
 export * from './dtype.ts';
 export * from './gradcheck.ts';
 export * from './graph.ts';
+export * from './memory.ts';
 export * from './nn.ts';
 export * from './onnx.ts';
 export * from './ops.ts';

@@ -271,7 +271,8 @@ let dumpSeq = 0;
 /** Serialise to ONNX protobuf bytes (and dump them when IK_DUMP_GRAPH is set). */
 export function toBytes(g: Graph): Uint8Array {
   const model = toModelProto(g);
-  const bytes = onnx.ModelProto.encode(model).finish();
+  const buf = onnx.ModelProto.encode(model).finish(); // a Buffer under Node
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   const dir = env.dumpGraphDir;
   if (dir !== undefined) {
     mkdirSync(dir, { recursive: true });
