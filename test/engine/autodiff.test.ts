@@ -30,7 +30,7 @@ test('frozen params get no gradient graph (LoRA shape)', () => {
     const y = x.matmul(w).add(x.matmul(a).matmul(b)).relu();
     const loss = y.mul(y).mean();
     const wrt = frozen ? [a, b] : [w, a, b];
-    grad(loss, wrt).forEach((d, i) => g.output(`d${i}`, d!));
+    for (const [i, d] of grad(loss, wrt).entries()) g.output(`d${i}`, d!);
     return { g, w, loss };
   };
   const frozen = build(true);
@@ -90,7 +90,8 @@ test('detach cuts gradient flow; seeds give vector-Jacobian products', async () 
   });
   assert.deepEqual([...(r.dx!.data as Float64Array)], [2, 40, 600]);
   const dd2 = r.dd!.data as Float64Array;
-  [1, 2, 3].forEach((v, i) => assert.ok(Math.abs((dd2[i] as number) - Math.exp(v)) < 1e-12));
+  for (const [i, v] of [1, 2, 3].entries())
+    assert.ok(Math.abs((dd2[i] as number) - Math.exp(v)) < 1e-12);
   assert.throws(() => grad(x.mul(x), [x]), /not a scalar/);
 });
 
