@@ -11,8 +11,10 @@ import { isStatic } from './shape.ts';
 export interface MemoryProfile {
   /** Most bytes of op results alive at once (graph inputs and constants excluded). */
   peakBytes: number;
-  /** Number of op results alive at that moment. */
-  peakValues: number;
+  /** Most bytes alive at once of op results that are not graph outputs (activations, temps). */
+  peakTempBytes: number;
+  /** Number of such temporaries alive at that moment. */
+  peakTempValues: number;
   /** Live nodes replayed. */
   nodes: number;
 }
@@ -28,30 +30,36 @@ function bytes(v: Var): number {
 /** Peak live intermediate memory when the graph's nodes run in emission order. */
 export function memoryProfile(g: Graph): MemoryProfile {
   const nodes = liveNodes(g);
+  const outputs = new Set(g.outputs.values());
   const lastUse = new Map<Var, number>();
   nodes.forEach((n, i) => {
     for (const x of n.inputs) lastUse.set(x, i);
   });
-  for (const v of g.outputs.values()) lastUse.set(v, nodes.length);
+  for (const v of outputs) lastUse.set(v, nodes.length);
+  const p = { peakBytes: 0, peakTempBytes: 0, peakTempValues: 0, nodes: nodes.length };
   let live = 0;
-  let count = 0;
-  let peakBytes = 0;
-  let peakValues = 0;
+  let temp = 0;
+  let tempCount = 0;
   nodes.forEach((n, i) => {
-    for (const o of n.outputs)
-      if (lastUse.has(o)) {
-        live += bytes(o);
-        count++;
+    for (const o of n.outputs) {
+      if (!lastUse.has(o)) continue;
+      live += bytes(o);
+      if (!outputs.has(o)) {
+        temp += bytes(o);
+        tempCount++;
       }
-    if (live > peakBytes) {
-      peakBytes = live;
-      peakValues = count;
+    }
+    p.peakBytes = Math.max(p.peakBytes, live);
+    if (temp > p.peakTempBytes) {
+      p.peakTempBytes = temp;
+      p.peakTempValues = tempCount;
     }
     for (const x of new Set(n.inputs))
-      if (x.kind === 'op' && lastUse.get(x) === i) {
+      if (x.kind === 'op' && lastUse.get(x) === i && !outputs.has(x)) {
         live -= bytes(x);
-        count--;
+        temp -= bytes(x);
+        tempCount--;
       }
   });
-  return { peakBytes, peakValues, nodes: nodes.length };
+  return p;
 }
