@@ -17,7 +17,7 @@ import {
   mul,
   neg,
   reshape,
-  slice,
+  split,
   unsqueeze,
   where,
 } from './ops.ts';
@@ -84,31 +84,34 @@ export function ropeTables(
   return { cos, sin };
 }
 
-/** How rotate_half is computed: Slice/Neg/Concat, or a MatMul with a signed permutation. */
+/** How rotate_half is computed: Split/Concat with a signed sin table, or a MatMul. */
 export type RotateMode = 'slice' | 'matmul';
 
-function rotateHalf(x: Var, mode: RotateMode, transpose: boolean): Var {
+/** [x2, x1]: the two halves of the last dim swapped (its own inverse). */
+function swapHalves(x: Var): Var {
+  const half = (x.shape[x.rank - 1] as number) / 2;
+  const [x1, x2] = split(x, -1, [half, half]) as [Var, Var];
+  return concat([x2, x1], -1);
+}
+
+/** rotate_half as x·P, P the signed permutation with P[j+h, j] = −1, P[j, j+h] = 1 (or Pᵀ). */
+function rotateHalfMatmul(x: Var, transpose: boolean): Var {
   const dh = x.shape[x.rank - 1] as number;
   const half = dh / 2;
-  if (mode === 'matmul') {
-    // rotate_half(x) = x·P with P[j+h, j] = −1, P[j, j+h] = 1; its adjoint uses Pᵀ.
-    const p = new Float64Array(dh * dh);
-    for (let j = 0; j < half; j++) {
-      p[(j + half) * dh + j] = transpose ? 1 : -1;
-      p[j * dh + j + half] = transpose ? -1 : 1;
-    }
-    return x.matmul(x.graph.constant(p, [dh, dh], x.dtype));
+  const p = new Float64Array(dh * dh);
+  for (let j = 0; j < half; j++) {
+    p[(j + half) * dh + j] = transpose ? 1 : -1;
+    p[j * dh + j + half] = transpose ? -1 : 1;
   }
-  const x1 = slice(x, -1, 0, half);
-  const x2 = slice(x, -1, half);
-  // rotate_half(x) = [−x2, x1]; its adjoint is [x2, −x1].
-  return transpose ? concat([x2, neg(x1)], -1) : concat([neg(x2), x1], -1);
+  return x.matmul(x.graph.constant(p, [dh, dh], x.dtype));
 }
 
 /**
  * Apply rotary embeddings to x [B, H, T, Dh] with cos/sin broadcastable to it (e.g. [T, Dh]
- * or [B, 1, T, Dh] gathered by position ids): x·cos + rotate_half(x)·sin. The map is linear
- * and orthogonal, so the backward is dy·cos + rotate_halfᵀ(dy·sin).
+ * or [B, 1, T, Dh] gathered by position ids): x·cos + rotate_half(x)·sin, where
+ * rotate_half(x) = [−x2, x1]. The 'slice' form folds the sign into the (small) sin table,
+ * rotate_half(x)·sin = swap(x)·[−sin1, sin2], so it is one Split + Concat per pass; the map is
+ * linear and its adjoint is dy·cos + swap(dy·[−sin1, sin2]).
  */
 export function rope(x: Var, cos: Var, sin: Var, mode: RotateMode = 'slice'): Var {
   const dh = x.shape[x.rank - 1];
@@ -122,11 +125,21 @@ export function rope(x: Var, cos: Var, sin: Var, mode: RotateMode = 'slice'): Va
       );
   const c = cast(cos, x.dtype);
   const s = cast(sin, x.dtype);
+  const half = dh / 2;
   return x.graph.composite('rope', [x], () => {
-    const y = add(mul(x, c), mul(rotateHalf(x, mode, false), s));
+    if (mode === 'matmul') {
+      const y = add(mul(x, c), mul(rotateHalfMatmul(x, false), s));
+      return {
+        outputs: [y],
+        vjp: ([dy]) => [add(mul(dy!, c), rotateHalfMatmul(mul(dy!, s), true))],
+      };
+    }
+    const [s1, s2] = split(s, -1, [half, half]) as [Var, Var];
+    const signed = concat([neg(s1), s2], -1);
+    const y = add(mul(x, c), mul(swapHalves(x), signed));
     return {
       outputs: [y],
-      vjp: ([dy]) => [add(mul(dy!, c), rotateHalf(mul(dy!, s), mode, true))],
+      vjp: ([dy]) => [add(mul(dy!, c), swapHalves(mul(dy!, signed)))],
     };
   })[0] as Var;
 }

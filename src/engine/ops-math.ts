@@ -359,7 +359,9 @@ export const gelu = (x: Var, approximate: GeluApprox = 'none'): Var =>
 export const cast = (x: Var, to: DType): Var => (x.dtype === to ? x : apply1(CAST, [x], { to }));
 /** cond ? a : b, broadcasting all three. */
 export const where = (cond: Var, a: Var | number, b: Var | number): Var => {
-  const like = typeof a === 'number' ? (b as Var) : a;
+  // Two numbers give a float32 result; otherwise numbers take the tensor operand's dtype.
+  const like =
+    typeof a !== 'number' ? a : typeof b !== 'number' ? b : cond.graph.scalar(a, 'float32');
   return apply1(WHERE, [cond, lift(like, a), lift(like, b)], none);
 };
 /** Sum of any number of same-dtype tensors in one node (gradient fan-in uses this). */

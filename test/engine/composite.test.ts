@@ -19,9 +19,10 @@ import {
   tokenLogProbs,
 } from '../../src/engine/composite.ts';
 import { checkOp } from '../../src/engine/gradcheck.ts';
-import { Graph } from '../../src/engine/graph.ts';
+import { Graph, type Var } from '../../src/engine/graph.ts';
 import { dropout } from '../../src/engine/nn.ts';
-import { createSession, tensor } from '../../src/engine/runtime.ts';
+import * as O from '../../src/engine/ops.ts';
+import { createSession, type Tensor, tensor } from '../../src/engine/runtime.ts';
 
 /** Row-wise reference over the last dim of a [rows, d] array. */
 function rows(x: Float64Array, d: number, f: (r: Float64Array) => ArrayLike<number>): Float64Array {
@@ -219,4 +220,61 @@ test('float32 fused norm kernels match the float64 path (forward and gradients)'
         `${k}[${i}]`,
       );
   }
+});
+
+test('KV-cache decode with a symbolic past length matches full causal attention', async () => {
+  // One attention layer built once with symbolic dims: B, T new tokens, P cached positions.
+  const [D, H, Dh, S] = [4, 2, 2, 5];
+  const { cos, sin } = ropeTables(16, Dh);
+  const g = new Graph({ name: 'decode' });
+  const x = g.input('x', 'float32', [1, 'T', D]);
+  const pos = g.input('position_ids', 'int64', [1, 'T']);
+  const pastK = g.input('past_k', 'float32', [1, H, 'P', Dh]);
+  const pastV = g.input('past_v', 'float32', [1, H, 'P', Dh]);
+  const wq = g.param('wq', [D, D]);
+  const heads = (v: Var) => v.reshape([1, 'T', H, Dh]).transpose([0, 2, 1, 3]); // [1,T,D] -> [1,H,T,Dh]
+  const c = O.unsqueeze(O.gather(g.constant(cos, [16, Dh]), pos), [1]); // [1,1,T,Dh]
+  const s = O.unsqueeze(O.gather(g.constant(sin, [16, Dh]), pos), [1]);
+  const q = rope(heads(x.matmul(wq)), c, s);
+  const k = O.concat([pastK, rope(heads(x), c, s)], 2); // [1,H,P+T,Dh]
+  const v = O.concat([pastV, heads(x.mul(0.5))], 2);
+  const qpos = O.arange(g, 'T', 'int64').add(O.dimValue(g, 'P')); // absolute query positions
+  const kpos = O.arange(g, 'P+T', 'int64');
+  const allowed = O.lessOrEqual(O.unsqueeze(kpos, [0]), O.unsqueeze(qpos, [1])); // [T, P+T]
+  const mask = O.where(allowed, 0, -1e9).cast('float32');
+  g.output('y', attention(q, k, v, O.where(allowed, g.scalar(0), g.scalar(-1e9))));
+  g.output('k', k);
+  g.output('v', v);
+  g.output('mask', mask);
+  const sess = await createSession(g, { threads: 1 });
+  const xs = Float32Array.from({ length: S * D }, (_, i) => Math.sin(1.3 * i));
+  const wqT = tensor(
+    'float32',
+    [D, D],
+    Float32Array.from({ length: D * D }, (_, i) => Math.cos(i)),
+  );
+  const step = (from: number, to: number, pk: Tensor, pv: Tensor) =>
+    sess.run({
+      x: tensor('float32', [1, to - from, D], xs.slice(from * D, to * D)),
+      position_ids: tensor(
+        'int64',
+        [1, to - from],
+        BigInt64Array.from({ length: to - from }, (_, i) => BigInt(from + i)),
+      ),
+      past_k: pk,
+      past_v: pv,
+      wq: wqT,
+    });
+  const empty = tensor('float32', [1, H, 0, Dh]);
+  const full = await step(0, S, empty, empty);
+  const pre = await step(0, S - 1, empty, empty);
+  const last = await step(S - 1, S, pre.k!, pre.v!);
+  assert.deepEqual(last.y!.shape, [1, H, 1, Dh]);
+  const fy = full.y!.data as Float32Array;
+  const ly = last.y!.data as Float32Array;
+  for (let h = 0; h < H; h++)
+    for (let d = 0; d < Dh; d++) {
+      const a = fy[(h * S + S - 1) * Dh + d] as number;
+      assert.ok(Math.abs(a - (ly[h * Dh + d] as number)) < 1e-5, `head ${h} dim ${d}`);
+    }
 });
