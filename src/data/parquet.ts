@@ -1,0 +1,221 @@
+// Parquet read/write for instruction records: hyparquet reads one row group at a time (memory is
+// bounded by the row-group size), hyparquet-writer writes row groups as records stream in. Each
+// record kind has a fixed column layout; nested fields use the standard 3-level LIST encoding,
+// so HF `datasets` reads our files (chat `messages` is list<struct<role, content, ...>>).
+import type { SchemaElement } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { fileWriter, ParquetWriter } from 'hyparquet-writer';
+import { FormatError } from '../util/errors.ts';
+import type { RecordKind } from './records.ts';
+
+type ColType = 'string' | 'string_list' | 'int_list' | 'messages';
+interface Col {
+  name: string;
+  type: ColType;
+  required: boolean;
+}
+
+const req = (name: string, type: ColType = 'string'): Col => ({ name, type, required: true });
+const opt = (name: string, type: ColType = 'string'): Col => ({ name, type, required: false });
+
+/** Column layout per record kind, in the field order of records.ts. */
+export const PARQUET_COLUMNS: Record<RecordKind, readonly Col[]> = {
+  instruction: [req('instruction'), req('input'), req('output')],
+  prompt_completion: [req('prompt'), req('completion')],
+  chat: [req('messages', 'messages')],
+  preference: [req('prompt'), req('chosen'), req('rejected')],
+  ranking: [req('prompt'), req('completions', 'string_list'), req('ranking', 'int_list')],
+  task: [
+    req('task'),
+    opt('category'),
+    opt('template'),
+    req('input'),
+    req('target'),
+    opt('references', 'string_list'),
+    opt('choices', 'string_list'),
+    opt('id'),
+  ],
+};
+
+const utf8 = (name: string, rep: 'REQUIRED' | 'OPTIONAL'): SchemaElement => ({
+  name,
+  type: 'BYTE_ARRAY',
+  converted_type: 'UTF8',
+  repetition_type: rep,
+});
+
+function colSchema(c: Col): SchemaElement[] {
+  const rep = c.required ? 'REQUIRED' : 'OPTIONAL';
+  const list = (n: number): SchemaElement[] => [
+    { name: c.name, repetition_type: rep, converted_type: 'LIST', num_children: 1 },
+    { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+    { name: 'element', repetition_type: 'REQUIRED', num_children: n },
+  ];
+  switch (c.type) {
+    case 'string':
+      return [utf8(c.name, rep)];
+    case 'string_list':
+      return [...list(0).slice(0, 2), utf8('element', 'REQUIRED')];
+    case 'int_list':
+      return [
+        ...list(0).slice(0, 2),
+        { name: 'element', type: 'INT64', repetition_type: 'REQUIRED' },
+      ];
+    case 'messages':
+      return [
+        ...list(5),
+        utf8('role', 'REQUIRED'),
+        utf8('content', 'REQUIRED'),
+        utf8('name', 'OPTIONAL'),
+        utf8('tool_call_id', 'OPTIONAL'),
+        {
+          name: 'tool_calls',
+          type: 'BYTE_ARRAY',
+          converted_type: 'JSON',
+          repetition_type: 'OPTIONAL',
+        },
+      ];
+  }
+}
+
+/** The Parquet schema (flattened SchemaElement list) for a record kind. */
+export function parquetSchemaFor(kind: RecordKind): SchemaElement[] {
+  const cols = PARQUET_COLUMNS[kind];
+  return [{ name: 'root', num_children: cols.length }, ...cols.flatMap(colSchema)];
+}
+
+function columnValue(c: Col, v: unknown): unknown {
+  if (v === undefined) return null;
+  if (c.type === 'int_list') return (v as number[]).map((x) => BigInt(x));
+  if (c.type === 'messages') {
+    return (v as Record<string, unknown>[]).map((m) => ({
+      role: m.role,
+      content: m.content,
+      name: m.name ?? null,
+      tool_call_id: m.tool_call_id ?? null,
+      tool_calls: m.tool_calls ?? null,
+    }));
+  }
+  return v;
+}
+
+/** Streams records of one kind into a Parquet file, one row group per `rowGroupSize` records. */
+export class ParquetRecordWriter {
+  readonly path: string;
+  readonly kind: RecordKind;
+  #writer: ParquetWriter;
+  #cols: readonly Col[];
+  #buf: Record<string, unknown>[] = [];
+  #rowGroupSize: number;
+  #count = 0;
+
+  constructor(path: string, kind: RecordKind, opts: { rowGroupSize?: number } = {}) {
+    this.path = path;
+    this.kind = kind;
+    this.#cols = PARQUET_COLUMNS[kind];
+    this.#rowGroupSize = opts.rowGroupSize ?? 10_000;
+    this.#writer = new ParquetWriter({
+      writer: fileWriter(path),
+      schema: parquetSchemaFor(kind),
+      createdBy: 'instructkit',
+      kvMetadata: [{ key: 'instructkit.kind', value: kind }],
+    });
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  async write(record: Record<string, unknown>): Promise<void> {
+    this.#buf.push(record);
+    this.#count++;
+    if (this.#buf.length >= this.#rowGroupSize) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#buf.length === 0) return;
+    const rows = this.#buf;
+    this.#buf = [];
+    const columnData = this.#cols.map((c) => ({
+      name: c.name,
+      data: rows.map((r) => columnValue(c, r[c.name])),
+    }));
+    await this.#writer.write({ columnData, rowGroupSize: rows.length });
+  }
+
+  async close(): Promise<void> {
+    await this.#flush();
+    await this.#writer.finish();
+  }
+}
+
+/** Turns hyparquet's decoded values into JSON-like ones: bigint -> number, null -> absent. */
+function normalise(v: unknown): unknown {
+  if (typeof v === 'bigint') {
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(v)
+      : v.toString();
+  }
+  if (Array.isArray(v)) return v.map(normalise);
+  if (v !== null && typeof v === 'object' && !(v instanceof Date) && !ArrayBuffer.isView(v)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v))
+      if (x !== null && x !== undefined) out[k] = normalise(x);
+    return out;
+  }
+  return v;
+}
+
+/** A decoded row with its 0-based index in the file. */
+export interface ParquetRow {
+  value: unknown;
+  row: number;
+}
+
+/**
+ * Yields the rows of a Parquet file, decoding one row group at a time. A file that is not
+ * Parquet, or a row group that fails to decode, is a FormatError naming the file (and the row
+ * group and its first row).
+ */
+export async function* readParquetRows(path: string): AsyncGenerator<ParquetRow> {
+  let file: Awaited<ReturnType<typeof asyncBufferFromFile>>;
+  try {
+    file = await asyncBufferFromFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new FormatError('file not found', path);
+    throw e;
+  }
+  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
+  try {
+    metadata = await parquetMetadataAsync(file);
+  } catch (e) {
+    throw new FormatError(`not a readable Parquet file: ${(e as Error).message}`, path, {
+      hint: 'the footer or metadata is corrupt or the file is truncated; re-export it',
+      cause: e,
+    });
+  }
+  let start = 0;
+  for (let g = 0; g < metadata.row_groups.length; g++) {
+    const n = Number(metadata.row_groups[g]!.num_rows);
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await parquetReadObjects({
+        file,
+        metadata,
+        rowStart: start,
+        rowEnd: start + n,
+        compressors,
+      });
+    } catch (e) {
+      throw new FormatError(
+        `row group ${g} (rows ${start}..${start + n - 1}) cannot be decoded: ${(e as Error).message}`,
+        path,
+        { hint: 'the file is corrupt; re-export it', cause: e },
+      );
+    }
+    for (let i = 0; i < rows.length; i++) yield { value: normalise(rows[i]), row: start + i };
+    start += n;
+  }
+}
