@@ -2,7 +2,6 @@
 // sequences), rotary position embeddings with a hand-written backward, RoPE tables, and
 // scaled dot-product attention with grouped-query heads. Models assemble layers from these.
 import { ShapeError } from '../util/errors.ts';
-import { maskedSoftmax } from './composite.ts';
 import type { DType } from './dtype.ts';
 import type { Graph, Var } from './graph.ts';
 import {
@@ -16,8 +15,11 @@ import {
   lessOrEqual,
   mul,
   neg,
+  reduceSum,
   reshape,
+  softmax,
   split,
+  sub,
   unsqueeze,
   where,
 } from './ops.ts';
@@ -155,9 +157,22 @@ export function repeatKv(x: Var, rep: number): Var {
   return reshape(e, [b, typeof h === 'number' ? h * rep : `${rep}*${h}`, s, d]);
 }
 
+/** Adjoint of repeatKv: sum the gradients of each group of repeated heads. */
+function repeatKvAdjoint(dx: Var, like: Var, rep: number): Var {
+  if (rep === 1) return dx;
+  const [b, h, s, d] = like.shape as [Dim, Dim, Dim, Dim];
+  return reduceSum(reshape(dx, [b, h, rep, s, d]), [2]);
+}
+
 /**
  * Scaled dot-product attention: softmax(q·kᵀ·scale + mask)·v. q [B, H, T, Dh],
- * k and v [B, Hkv, S, Dh] with H a multiple of Hkv; mask additive, broadcastable to [B, H, T, S].
+ * k and v [B, Hkv, S, Dh] with H a multiple of Hkv (grouped-query heads are repeated);
+ * mask additive, broadcastable to [B, H, T, S].
+ *
+ * Backward (hand-written): with P the probabilities and O the output, dV = Pᵀ·dO,
+ * dP = dO·Vᵀ and dS = P ⊙ (dP − rowsum(dO ⊙ O)), because rowsum(dP ⊙ P) = rowsum(dO ⊙ O)
+ * (FlashAttention, Dao et al. 2022, eq. in §3.1 / Alg. 2 line 19). The row sum is taken over
+ * [B, H, T, Dh] instead of [B, H, T, S], saving two passes over the score matrix.
  * @default scale 1/√Dh
  */
 export function attention(q: Var, k: Var, v: Var, mask?: Var, scale?: number): Var {
@@ -169,9 +184,27 @@ export function attention(q: Var, k: Var, v: Var, mask?: Var, scale?: number): V
       'attention',
       `query heads ${q.shape[1]} are not a multiple of kv heads ${k.shape[1]}`,
     );
-  const dh = q.shape[3] as number;
-  const kk = repeatKv(k, rep);
-  const vv = repeatKv(v, rep);
-  const scores = q.matmul(kk, { transB: true, alpha: scale ?? 1 / Math.sqrt(dh) }); // [B,H,T,S]
-  return maskedSoftmax(scores, mask).matmul(vv); // [B,H,T,Dh]
+  const alpha = scale ?? 1 / Math.sqrt(q.shape[3] as number);
+  return q.graph.composite('attention', [q, k, v], () => {
+    const kk = repeatKv(k, rep); // [B,H,S,Dh]
+    const vv = repeatKv(v, rep);
+    const scores = q.matmul(kk, { transB: true, alpha }); // [B,H,T,S]
+    const p = softmax(mask ? add(scores, cast(mask, q.dtype)) : scores, -1);
+    const o = p.matmul(vv); // [B,H,T,Dh]
+    return {
+      outputs: [o],
+      vjp: ([dO], need) => {
+        const dv = need[2] ? repeatKvAdjoint(p.matmul(dO!, { transA: true }), v, rep) : undefined;
+        if (!need[0] && !need[1]) return [undefined, undefined, dv];
+        const dp = dO!.matmul(vv, { transB: true }); // [B,H,T,S]
+        const rowDot = reduceSum(mul(dO!, o), [-1], true); // [B,H,T,1]
+        const ds = mul(p, sub(dp, rowDot));
+        const dq = need[0] ? ds.matmul(kk, { alpha }) : undefined;
+        const dk = need[1]
+          ? repeatKvAdjoint(ds.matmul(q, { transA: true, alpha }), k, rep)
+          : undefined;
+        return [dq, dk, dv];
+      },
+    };
+  })[0] as Var;
 }

@@ -13,6 +13,8 @@ import { grad } from '../../src/engine/autodiff.ts';
 import {
   crossEntropy,
   layerNorm,
+  linearCrossEntropy,
+  linearTokenLogProbs,
   maskedSoftmax,
   rmsNorm,
   swiglu,
@@ -96,6 +98,31 @@ test('cross-entropy with ignore_index, per-token log-probs', async () => {
   );
   await checkOp('cross_entropy-none', [logits, targets], (l, t) =>
     crossEntropy(l, t, { reduction: 'none' }),
+  );
+  const hidden = { shape: [2, 3, 4] };
+  const lmHead = { shape: [5, 4] };
+  await checkOp(
+    'linear_token_log_probs',
+    [hidden, lmHead, targets],
+    (h, w, t) => linearTokenLogProbs(h, w, t),
+    {
+      reference: (h, w, t) => {
+        const logits = new Float64Array(30);
+        for (let i = 0; i < 6; i++)
+          for (let v = 0; v < 5; v++)
+            for (let k = 0; k < 4; k++)
+              logits[i * 5 + v]! += (h[i * 4 + k] as number) * (w[v * 4 + k] as number);
+        return ref(logits, t);
+      },
+    },
+  );
+  await checkOp('linear_cross_entropy', [hidden, lmHead, targets], (h, w, t) =>
+    linearCrossEntropy(h, w, t),
+  );
+  await checkOp(
+    'linear_cross_entropy-sum',
+    [{ shape: [4, 4] }, lmHead, { shape: [4], dtype: 'int64', values: [0, 4, -100, 2] }],
+    (h, w, t) => linearCrossEntropy(h, w, t, { reduction: 'sum' }),
   );
   const allIgnored = { shape: [2], dtype: 'int64', values: [-1, -1] } as const;
   await checkOp('cross_entropy-all-ignored', [{ shape: [2, 3] }, allIgnored], (l, t) =>
