@@ -72,12 +72,12 @@ let sink = 0;
 let t0 = performance.now();
 {
   let n = 0;
-  const its = sources.map((s, i) => s.open({ epoch: 0, seed: i + 1 })[Symbol.iterator]());
+  const its = sources.map((_, i) => generate(i, sizeOf(i), i + 1));
   while (n < rawTarget) {
     for (let i = 0; i < its.length && n < rawTarget; i++) {
       let r = its[i]!.next();
       if (r.done) {
-        its[i] = sources[i]!.open({ epoch: 1, seed: i + 7 })[Symbol.iterator]();
+        its[i] = generate(i, sizeOf(i), i + 7);
         r = its[i]!.next();
       }
       sink += (r.value as TaskExample).target.length;
