@@ -1,7 +1,10 @@
 // The built-in tiny model: a LLaMA-architecture config small enough to train on a CPU in
 // minutes for the demo and the tests, with its own byte-level BPE vocabulary (bpe-train.ts).
 // Weight initialisation and training belong to later stages; this file only fixes the shape.
+import type { ByteLevelBpe } from './bpe.ts';
+import { DEFAULT_SPECIAL_TOKENS, trainBpe } from './bpe-train.ts';
 import { hfConfigFromSpec, type ModelSpec, parseHfConfig } from './config.ts';
+import { Tokenizer } from './tokenizer.ts';
 
 /** Options that may be varied around the built-in tiny shape. */
 export interface TinyLlamaOptions {
@@ -72,4 +75,35 @@ export function parameterCount(spec: ModelSpec): number {
 /** config.json object for the tiny model. */
 export function tinyLlamaHfConfig(opts: TinyLlamaOptions = {}): Record<string, unknown> {
   return hfConfigFromSpec(tinyLlamaConfig(opts));
+}
+
+/**
+ * ChatML-style chat template of the tiny model (written here): each message as
+ * <|im_start|>role, newline, content, <|im_end|>, newline; the generation prompt opens an
+ * assistant turn.
+ */
+export const TINY_CHAT_TEMPLATE = [
+  '{%- for message in messages -%}',
+  "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}",
+  '{%- endfor -%}',
+  "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}",
+].join('\n');
+
+/**
+ * Train the tiny model's tokenizer on a corpus: byte-level BPE with the four special tokens
+ * (<|endoftext|>, <|im_start|>, <|im_end|>, <pad> at ids 0..3); eos is <|im_end|> (the end of an
+ * assistant turn), pad is <pad>, no bos.
+ */
+export function trainTinyTokenizer(
+  texts: Iterable<string>,
+  vocabSize = 2048,
+): { bpe: ByteLevelBpe; tokenizer: Tokenizer } {
+  const bpe = trainBpe(texts, { vocabSize, specialTokens: DEFAULT_SPECIAL_TOKENS });
+  const tokenizer = Tokenizer.fromBpe(bpe, {
+    eosToken: '<|im_end|>',
+    padToken: '<pad>',
+    chatTemplate: TINY_CHAT_TEMPLATE,
+    modelMaxLength: 256,
+  });
+  return { bpe, tokenizer };
 }
