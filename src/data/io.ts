@@ -2,9 +2,9 @@
 // (Alpaca's file shape) and Parquet (streamed by row group). Every record is validated against
 // its zod schema; errors name file, line (or row index) and field. Nothing is dropped silently:
 // with skipInvalid, each skipped record is counted in the report with its location and reason.
-import type { z } from 'zod';
 import { ConfigError, DataError, FormatError } from '../util/errors.ts';
 import { JsonlWriter, readJsonl, recordSkip, type SkipReport } from '../util/jsonl.ts';
+import { describeZodError } from './config.ts';
 import { JsonArrayWriter, readJsonArray } from './json-array.ts';
 import { ParquetRecordWriter, readParquetRows } from './parquet.ts';
 import { detectKind, type RecordKind, recordSchemas } from './records.ts';
@@ -99,21 +99,6 @@ async function* rawItems(
 
 const where = (file: string, it: RawItem): string =>
   it.line !== undefined ? `${file}:${it.line}` : `${file} row ${it.row}`;
-
-/** First zod issue as {field, message}; unknown keys are named as the field. */
-export function describeZodError(err: z.ZodError): { field: string; message: string } {
-  const issue = err.issues[0]!;
-  const base = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys') {
-    const keys = (issue as { keys: string[] }).keys;
-    return {
-      field: [...base, keys[0]!].join('.'),
-      message: `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}`,
-    };
-  }
-  const more = err.issues.length > 1 ? ` (and ${err.issues.length - 1} more issue(s))` : '';
-  return { field: base.join('.'), message: `${issue.message}${more}` };
-}
 
 /**
  * Streams validated records with their location. See readRecords.

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { hashString, Rng } from '../util/rng.ts';
+import { parseConfig } from './config.ts';
 
 /** One task or dataset in a mixture. */
 export interface MixtureSource<T = unknown> {
@@ -80,7 +81,7 @@ export function mixtureRates(
   sources: readonly Pick<MixtureSource, 'name' | 'size' | 'rate'>[],
   config: MixtureConfigInput = {},
 ): { name: string; rate: number; probability: number }[] {
-  const c = MixtureConfig.parse(config);
+  const c = parseConfig(MixtureConfig, config);
   const names = new Set<string>();
   for (const s of sources) {
     if (names.has(s.name))
@@ -150,7 +151,7 @@ export function mix<T>(
   sources: readonly MixtureSource<T>[],
   config: MixtureConfigInput = {},
 ): Mixture<T> {
-  const c = MixtureConfig.parse(config);
+  const c = parseConfig(MixtureConfig, config);
   const rates = mixtureRates(sources, c);
   const summary: MixtureSummary = {
     strategy: c.strategy,

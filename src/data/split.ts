@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ConfigError, DataError } from '../util/errors.ts';
 import { hashString, Rng } from '../util/rng.ts';
+import { parseConfig } from './config.ts';
 import { normalizeText } from './text.ts';
 
 /** task name -> category name. */
@@ -60,7 +61,7 @@ export interface SplitPlan {
  * category with no training task (it would then be fully held out, not partially supervised).
  */
 export function planSplit(table: TaskCategoryTable, config: SplitConfigInput = {}): SplitPlan {
-  const c = SplitConfig.parse(config);
+  const c = parseConfig(SplitConfig, config);
   const rng = new Rng(c.seed);
   const byCat = new Map<string, string[]>();
   for (const [task, cat] of [...table].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {

@@ -1,0 +1,110 @@
+// Config parsing for the data commands: a zod schema, values from a YAML/JSON file and/or flags,
+// and errors that name the file, the line of the offending key in YAML, and the field.
+// The schemas themselves live with their features (MixtureConfig, SplitConfig, DedupConfig...).
+import { readFile } from 'node:fs/promises';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../util/errors.ts';
+
+/** First zod issue as {path, field, message}; for unknown keys the field is the key itself. */
+export function describeZodError(err: z.ZodError): {
+  path: string[];
+  field: string;
+  message: string;
+} {
+  const issue = err.issues[0]!;
+  const base = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    const path = [...base, keys[0]!];
+    return {
+      path,
+      field: path.join('.'),
+      message: `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}`,
+    };
+  }
+  const more = err.issues.length > 1 ? ` (and ${err.issues.length - 1} more issue(s))` : '';
+  return { path: base, field: base.join('.'), message: `${issue.message}${more}` };
+}
+
+/** A config file's parsed value plus a way to find the line of a key path. */
+export interface ConfigSource {
+  file?: string;
+  value: unknown;
+  lineOf?: (path: readonly string[]) => number | undefined;
+}
+
+/** Reads a YAML (or JSON, which is YAML) config file. Syntax errors name file and line. */
+export async function readConfigFile(path: string): Promise<ConfigSource> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new ConfigError('config file not found', { file: path });
+    throw e;
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new ConfigError(`invalid YAML: ${e.message.split('\n')[0]}`, {
+      file: path,
+      line: e.linePos?.[0]?.line,
+    });
+  }
+  const lineOf = (path: readonly string[]): number | undefined => {
+    // Walk to the parent map, then find the pair whose key is the last path element.
+    const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
+    if (!isMap(parent)) return undefined;
+    const last = path[path.length - 1];
+    for (const pair of parent.items) {
+      const k = pair.key;
+      if (isScalar(k) && String(k.value) === last && k.range) return lc.linePos(k.range[0]).line;
+    }
+    return undefined;
+  };
+  const value = doc.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError('expected a mapping of settings at the top level', {
+      file: path,
+      line: 1,
+    });
+  return { file: path, value, lineOf };
+}
+
+/**
+ * Validates `value` (file values overlaid with flag values) against a zod schema. Errors are
+ * ConfigError naming the field (an unknown key is named as the field) and, for keys that came
+ * from the file, the file and line.
+ */
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  source?: Pick<ConfigSource, 'file' | 'lineOf'>,
+): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const { path, field, message } = describeZodError(r.error);
+  const line = source?.lineOf?.(path);
+  throw new ConfigError(
+    message,
+    { file: line !== undefined ? source?.file : undefined, line, field },
+    {
+      hint: source?.file ? `check ${source.file} and the flags` : 'check the flags',
+    },
+  );
+}
+
+/** Overlays flag values (undefined = not given) on file values, one level deep. */
+export function mergeConfig(
+  fromFile: unknown,
+  flags: Record<string, unknown>,
+): Record<string, unknown> {
+  const base =
+    fromFile && typeof fromFile === 'object' && !Array.isArray(fromFile)
+      ? { ...(fromFile as Record<string, unknown>) }
+      : {};
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) base[k] = v;
+  return base;
+}
