@@ -1,0 +1,161 @@
+// Optimizer parity with torch: replays the 10-step trajectories recorded by
+// scripts/fixtures/adamw_torch.py (AdamW, AdamW + decay mask + clipping + linear warmup, SGD
+// momentum, SGD Nesterov + clipping) through the step runner and compares every step.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import type { Graph, Var } from '../../src/engine/graph.ts';
+import type { OptimizerConfig } from '../../src/engine/optim.ts';
+import { optimizerScalars, parseOptimizer } from '../../src/engine/optim.ts';
+import { ParamStore } from '../../src/engine/params.ts';
+import { tensor } from '../../src/engine/runtime.ts';
+import type { ScheduleConfig } from '../../src/engine/schedule.ts';
+import { createTrainer } from '../../src/engine/step.ts';
+import { ConfigError } from '../../src/util/errors.ts';
+import { fixture } from '../helpers/shared.ts';
+
+interface Step {
+  loss: number;
+  grad_norm: number;
+  lr: number;
+  params: Record<string, number[]>;
+  state: Record<string, Record<string, number[]>>;
+}
+interface Case {
+  optimizer: OptimizerConfig;
+  shapes: Record<string, number[]>;
+  feed_shapes: Record<string, number[]>;
+  no_decay?: string[];
+  max_grad_norm?: number;
+  schedule?: ScheduleConfig & { total_steps: number };
+  init: Record<string, number[]>;
+  feeds: Record<string, number[]>[];
+  steps: Step[];
+}
+
+const REGEN = '/usr/bin/python3 scripts/fixtures/adamw_torch.py';
+const doc = JSON.parse(readFileSync(fixture('engine', 'optim_torch.json'), 'utf8')) as {
+  format: string;
+  regenerate: string;
+  cases: Record<string, Case>;
+};
+
+/** |a − b| <= atol + rtol·|b| elementwise, with a message naming the first offender. */
+function close(a: ArrayLike<number>, b: ArrayLike<number>, what: string, rtol = 1e-5, atol = 2e-7) {
+  assert.equal(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y)))
+      assert.fail(`${what}[${i}]: got ${x}, torch ${y} (regenerate with: ${REGEN})`);
+  }
+}
+
+// Least squares (cases 2-4) or sum(p * G) (case 1), the same losses the script differentiates.
+function builder(name: string, c: Case) {
+  return (g: Graph, p: Readonly<Record<string, Var>>) => {
+    if (name === 'adamw_fixed_grads') {
+      const a = g.input('g.a', 'float32', c.feed_shapes['g.a'] as number[]);
+      const b = g.input('g.b', 'float32', c.feed_shapes['g.b'] as number[]);
+      return { loss: p.a!.mul(a).sum().add(p.b!.mul(b).sum()) };
+    }
+    const x = g.input('x', 'float32', c.feed_shapes.x as number[]);
+    const y = g.input('y', 'float32', c.feed_shapes.y as number[]);
+    const pred = x.matmul(p.weight!, { transB: true }).add(p.bias!);
+    const err = pred.sub(y);
+    return { loss: err.mul(err).mean() };
+  };
+}
+
+test('fixture header names the regenerating command', () => {
+  assert.equal(doc.format, 'instructkit optimizer trajectory v1');
+  assert.equal(doc.regenerate, REGEN);
+  assert.equal(Object.keys(doc.cases).length, 4);
+});
+
+for (const [name, c] of Object.entries(doc.cases)) {
+  test(`${name}: 10 steps equal torch.optim within float32 tolerance`, async () => {
+    const params = ParamStore.create(
+      Object.entries(c.shapes).map(([n, shape]) => ({
+        name: n,
+        shape,
+        init: { kind: 'data' as const, data: c.init[n] as number[] },
+        decay: !(c.no_decay ?? []).includes(n),
+      })),
+      { seed: 0 },
+    );
+    const { total_steps, ...schedule } = c.schedule ?? { total_steps: undefined };
+    const t = await createTrainer({
+      build: builder(name, c),
+      params,
+      optimizer: c.optimizer,
+      max_grad_norm: c.max_grad_norm,
+      schedule,
+      totalSteps: total_steps,
+      session: { threads: 1 },
+    });
+    const slots =
+      parseOptimizer(c.optimizer).type === 'adamw'
+        ? ['exp_avg', 'exp_avg_sq']
+        : ['momentum_buffer'];
+    for (let k = 0; k < c.steps.length; k++) {
+      const ref = c.steps[k] as Step;
+      const feeds: Record<string, ReturnType<typeof tensor>> = {};
+      for (const [n, v] of Object.entries(c.feeds[k] as Record<string, number[]>))
+        feeds[n] = tensor('float32', c.feed_shapes[n] as number[], Float32Array.from(v));
+      const r = await t.step(feeds);
+      assert.equal(r.step, k + 1);
+      assert.ok(
+        Math.abs(r.lr - ref.lr) <= 1e-12 * Math.max(1, ref.lr),
+        `step ${k + 1} lr ${r.lr} vs ${ref.lr}`,
+      );
+      close([r.loss], [ref.loss], `${name} step ${k + 1} loss`, 1e-5, 1e-6);
+      close([r.gradNorm], [ref.grad_norm], `${name} step ${k + 1} grad_norm`, 1e-5, 1e-6);
+      for (const n of Object.keys(c.shapes)) {
+        close(t.params.get(n), ref.params[n] as number[], `${name} step ${k + 1} ${n}`);
+        const view = t.params.view(n);
+        for (const s of slots)
+          close(
+            t.slot(s).subarray(view.offset, view.offset + view.size),
+            ref.state[n]?.[s] as number[],
+            `${name} step ${k + 1} ${n}.${s}`,
+            2e-5,
+            1e-9,
+          );
+      }
+    }
+    await t.release();
+  });
+}
+
+test('AdamW scalars follow torch: bias corrections, decoupled decay factor', () => {
+  const c = parseOptimizer({
+    type: 'adamw',
+    learning_rate: 0.1,
+    betas: [0.9, 0.99],
+    weight_decay: 0.5,
+  });
+  const s = optimizerScalars(c, 3, 0.1);
+  assert.equal(s['opt.decay'], 1 - 0.1 * 0.5);
+  assert.ok(Math.abs((s['opt.neg_step_size'] as number) + 0.1 / (1 - 0.9 ** 3)) < 1e-15);
+  assert.ok(Math.abs((s['opt.bc2_sqrt'] as number) - Math.sqrt(1 - 0.99 ** 3)) < 1e-15);
+  const sgd = parseOptimizer({ type: 'sgd', learning_rate: 0.1, momentum: 0.9, dampening: 0.25 });
+  assert.equal(optimizerScalars(sgd, 1, 0.1)['opt.damp'], 1);
+  assert.equal(optimizerScalars(sgd, 2, 0.1)['opt.damp'], 0.75);
+});
+
+test('bad optimizer configs are ConfigErrors naming the field', () => {
+  const bad: [unknown, RegExp][] = [
+    [{ type: 'adam', learning_rate: 1 }, /field 'optimizer.type'/],
+    [{ type: 'adamw', learning_rate: -1 }, /field 'optimizer.learning_rate'/],
+    [{ type: 'adamw', learning_rate: 1, betas: [0.9, 1.5] }, /field 'optimizer.betas.1'/],
+    [{ type: 'adamw', learning_rate: 1, beta1: 0.9 }, /optimizer/],
+    [{ type: 'sgd', learning_rate: 1, nesterov: true }, /field 'optimizer.nesterov'/],
+  ];
+  for (const [cfg, re] of bad)
+    assert.throws(
+      () => parseOptimizer(cfg as OptimizerConfig),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      JSON.stringify(cfg),
+    );
+});
