@@ -184,12 +184,15 @@ export async function* decontaminate<T>(
   hooks: {
     report?: DecontaminationReport;
     onRemoved?: (e: ContaminationEntry, record: T) => void | Promise<void>;
+    /** Maps a stream item to the record to compare (default: the item itself). */
+    recordOf?: (item: T) => unknown;
   } = {},
 ): AsyncGenerator<T> {
   const report = hooks.report ?? { total: 0, kept: 0, removed: 0, removedBySet: {} };
   let i = 0;
   for await (const r of train) {
-    const m = index.match(recordText(r, kind, index.config.fields));
+    const rec = hooks.recordOf ? hooks.recordOf(r) : r;
+    const m = index.match(recordText(rec, kind, index.config.fields));
     report.total++;
     if (m) {
       report.removed++;

@@ -255,13 +255,16 @@ export async function* dedupRecords<T>(
   hooks: {
     report?: DedupReport;
     onRemoved?: (d: DuplicateDecision, record: T) => void | Promise<void>;
+    /** Maps a stream item to the record to compare (default: the item itself). */
+    recordOf?: (item: T) => unknown;
   } = {},
 ): AsyncGenerator<T> {
   const d = new Deduper(config);
   const report = hooks.report ?? { total: 0, kept: 0, removedExact: 0, removedNear: 0 };
   let index = 0;
   for await (const r of records) {
-    const decision = d.check(recordText(r, kind, d.config.fields), index++);
+    const rec = hooks.recordOf ? hooks.recordOf(r) : r;
+    const decision = d.check(recordText(rec, kind, d.config.fields), index++);
     report.total++;
     if (decision) {
       if (decision.kind === 'exact') report.removedExact++;
