@@ -115,7 +115,10 @@ export class StatsCollector {
 
   #field(name: string, value: string) {
     let f = this.#fields.get(name);
-    if (!f) this.#fields.set(name, (f = new FieldAcc()));
+    if (!f) {
+      f = new FieldAcc();
+      this.#fields.set(name, f);
+    }
     f.add(value);
   }
 
