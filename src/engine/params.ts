@@ -15,7 +15,8 @@ export type Init =
   | { kind: 'uniform'; low: number; high: number }
   /**
    * torch.nn.init.kaiming_uniform_ with leaky-ReLU slope `a` (default √5, as nn.Linear and
-   * PEFT's lora_A use): U(−b, b) with b = √(6 / ((1 + a²)·fan_in)); fan_in is the last dim.
+   * PEFT's lora_A use): U(−b, b) with b = √(6 / ((1 + a²)·fan_in)), fan_in = prod(shape[1:])
+   * (the `in` of a [out, in] weight).
    */
   | { kind: 'kaiming_uniform'; a?: number }
   /** Explicit values (copied), e.g. loaded from a checkpoint. */
@@ -133,22 +134,13 @@ export class ParamStore {
   /** Allocate and initialise. Duplicate names and bad shapes are ConfigErrors. */
   static create(specs: readonly ParamSpec[], opts: { seed: number | string }): ParamStore {
     const layout = planLayout(specs);
-    const flat = new Float32Array(layout.size);
+    const frozen: FrozenParam[] = specs
+      .filter((s) => s.frozen)
+      .map((s) => ({ name: s.name, shape: [...s.shape], data: new Float32Array(numel(s.shape)) }));
+    const store = new ParamStore(layout, new Float32Array(layout.size), frozen);
     const root = new Rng(opts.seed);
-    const frozen: FrozenParam[] = [];
-    for (const s of specs) {
-      const init = s.init ?? { kind: 'zeros' };
-      const rng = root.fork(s.name);
-      if (s.frozen) {
-        const data = new Float32Array(numel(s.shape));
-        initialise(data, s.shape, init, rng);
-        frozen.push({ name: s.name, shape: [...s.shape], data });
-      }
-    }
-    const store = new ParamStore(layout, flat, frozen);
     for (const s of specs)
-      if (!s.frozen)
-        initialise(store.get(s.name), s.shape, s.init ?? { kind: 'zeros' }, root.fork(s.name));
+      initialise(store.get(s.name), s.shape, s.init ?? { kind: 'zeros' }, root.fork(s.name));
     return store;
   }
 
