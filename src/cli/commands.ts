@@ -1,6 +1,7 @@
 // Everything instructkit can do, on one screen: each stage registers its subcommands here.
 // Command files only parse flags and call one library function.
 import { Command } from 'commander';
+import { registerDataCommands } from './data.ts';
 
 export function buildProgram(): Command {
   const program = new Command('instructkit')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .description(
       'Instruction data: convert, render, mix, split, dedup, decontaminate, stats, inspect',
     );
+  registerDataCommands(data);
   void data;
 
   const synth = program

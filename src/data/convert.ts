@@ -132,7 +132,7 @@ export interface SingleTurnOptions {
    * What to do with a leading system message: 'error' (default, nothing is dropped silently),
    * 'drop' it, or 'prepend' it to the user text separated by a blank line.
    */
-  system?: 'error' | 'drop' | 'prepend';
+  onSystem?: 'error' | 'drop' | 'prepend';
 }
 
 /** The one user turn and one assistant turn of a chat, or a DataError saying why not. */
@@ -143,12 +143,14 @@ export function singleTurn(
   let msgs = r.messages;
   let prefix = '';
   if (msgs[0]?.role === 'system') {
-    const mode = opts.system ?? 'error';
+    const mode = opts.onSystem ?? 'error';
     if (mode === 'error') {
       throw new DataError(
         'chat starts with a system message, which this conversion cannot keep',
         { field: 'messages.0.role' },
-        { hint: "choose what to do with it: system 'drop' or 'prepend' (--system drop|prepend)" },
+        {
+          hint: "choose what to do with it: onSystem 'drop' or 'prepend' (--on-system drop|prepend)",
+        },
       );
     }
     if (mode === 'prepend') prefix = `${msgs[0].content}\n\n`;

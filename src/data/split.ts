@@ -216,7 +216,9 @@ export async function checkLeaks(
     | Iterable<SplittableExample & { input?: string }>
     | AsyncIterable<SplittableExample & { input?: string }>,
   opts: {
-    evalInstances?: Iterable<SplittableExample & { input?: string }>;
+    evalInstances?:
+      | Iterable<SplittableExample & { input?: string }>
+      | AsyncIterable<SplittableExample & { input?: string }>;
     maxLeaks?: number;
   } = {},
 ): Promise<LeakReport> {
@@ -252,7 +254,7 @@ export async function checkLeaks(
       });
   }
   const evalKeys = new Set<string>();
-  for (const ex of opts.evalInstances ?? []) {
+  for await (const ex of opts.evalInstances ?? []) {
     const k = instanceKey(ex);
     if (k !== undefined) evalKeys.add(k);
   }

@@ -67,9 +67,9 @@ test('instruction <-> chat round trip with splitInput, system handling', () => {
     () => chatToInstruction(chat),
     (e) => e instanceof DataError && e.field === 'messages.0.role',
   );
-  assert.deepEqual(chatToInstruction(chat, { system: 'drop', splitInput: '\n\n' }), withInput);
+  assert.deepEqual(chatToInstruction(chat, { onSystem: 'drop', splitInput: '\n\n' }), withInput);
   assert.deepEqual(chatToInstruction(instructionToChat(noInput), { splitInput: '\n\n' }), noInput);
-  assert.deepEqual(chatToInstruction(chat, { system: 'prepend' }), {
+  assert.deepEqual(chatToInstruction(chat, { onSystem: 'prepend' }), {
     instruction: 'Be brief.\n\nSort the words.\n\npear apple fig',
     input: '',
     output: 'apple fig pear',
