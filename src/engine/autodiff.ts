@@ -123,6 +123,8 @@ function backprop(
     if (!u.inputs.some((x) => needs.has(x))) continue;
     for (const o of u.outputs) if (isFloat(o.dtype)) needs.add(o);
   }
+  const wrtSet = new Set(wrt);
+  const terminal = (x: Var) => wrtSet.has(x) || x.node === undefined;
   const contrib = new Map<Var, Var[]>();
   for (const [v, s] of seeds) contrib.set(v, [s]);
   const total = (v: Var): Var | undefined => {
@@ -149,6 +151,7 @@ function backprop(
       throw new ShapeError(u.label, 'has no gradient', {
         hint: 'detach() its inputs or keep this op out of the differentiated path',
       });
+    sequenceGrads(u, dIns, need, terminal);
     u.inputs.forEach((x, i) => {
       const d = dIns[i];
       if (!need[i] || d === undefined) return;
@@ -165,6 +168,28 @@ function backprop(
     if (t !== undefined) out.set(w, t);
   }
   return out;
+}
+
+/**
+ * Order a unit's gradients: the ones flowing further back (to activations) are made to wait for
+ * the ones that end here (params, wrt values). onnxruntime schedules by a reverse DFS from the
+ * graph's leaf nodes, so a weight gradient nothing consumes would otherwise run at the very
+ * end, keeping its inputs (activations and their gradients, in every layer) alive until then.
+ */
+function sequenceGrads(
+  u: Unit,
+  dIns: (Var | undefined)[],
+  need: readonly boolean[],
+  terminal: (x: Var) => boolean,
+): void {
+  const ends = u.inputs.flatMap((x, i) =>
+    need[i] && dIns[i] && terminal(x) ? [dIns[i] as Var] : [],
+  );
+  if (ends.length === 0) return;
+  u.inputs.forEach((x, i) => {
+    const d = dIns[i];
+    if (need[i] && d !== undefined && !terminal(x)) dIns[i] = orderAfter(d, ends);
+  });
 }
 
 function checkCaptured(u: Unit, needs: ReadonlySet<Var>): void {
@@ -235,6 +260,61 @@ function recompute(
   const targets = u.inputs.filter((_, i) => need[i]).map((x) => fresh.get(x) ?? x);
   const grads = backprop(g, rebuilt, scope, seeds, targets);
   return u.inputs.map((x, i) => (need[i] ? grads.get(fresh.get(x) ?? x) : undefined));
+}
+
+// x, but only once every dep has been computed: Reshape(x, [0,..,0] + 0·isnan(dep[0])). The
+// shape tensor reads one element of each dep, so onnxruntime must run the deps first; the
+// Reshape copies every dim (0 = "copy") and aliases x's buffer, so it costs nothing per element.
+const ORDER: OpDef<Record<string, never>> = {
+  name: 'order_after',
+  infer: ([x]) => [{ dtype: x!.dtype, shape: x!.shape }],
+  emit(e, n) {
+    const [x, ...deps] = n.inputs as [Var, ...Var[]];
+    const flags = deps.map((d) => {
+      const flat = e.tmp('ord');
+      const first = e.tmp('ord');
+      const nan = e.tmp('ord');
+      const flag = e.tmp('ord');
+      e.node('Reshape', [e.name(d), e.constI64([-1])], [flat]);
+      e.node('Slice', [flat, e.constI64([0]), e.constI64([1])], [first]);
+      e.node(
+        isFloat(d.dtype) ? 'IsNaN' : 'Not',
+        [isFloat(d.dtype) ? first : castBool(e, first)],
+        [nan],
+      );
+      e.node('Cast', [nan], [flag], { to: { i: 7 } });
+      return flag;
+    });
+    let sum = flags[0] as string;
+    if (flags.length > 1) {
+      const all = e.tmp('ord');
+      sum = e.tmp('ord');
+      e.node('Concat', flags, [all], { axis: { i: 0 } });
+      e.node('ReduceSum', [all, e.constI64([0])], [sum], { keepdims: { i: 1 } });
+    }
+    const zero = e.tmp('ord');
+    const shape = e.tmp('ord');
+    e.node('Mul', [sum, e.constI64([0])], [zero]);
+    e.node('Add', [e.constI64(new Array<number>(x.rank).fill(0)), zero], [shape]);
+    e.node('Reshape', [e.name(x), shape], [e.name(n.outputs[0]!)]);
+  },
+  vjp: (n, [dy]) => [dy, ...n.inputs.slice(1).map(() => undefined)],
+};
+
+function castBool(e: Parameters<OpDef['emit']>[0], name: string): string {
+  const out = e.tmp('ord');
+  e.node('Cast', [name], [out], { to: { i: 9 } });
+  return out;
+}
+
+/**
+ * `x` unchanged, but scheduled after every value in `deps` (an ordering edge for onnxruntime,
+ * which has no control dependencies). Costs a few scalar nodes, no pass over `x`.
+ */
+export function orderAfter(x: Var, deps: readonly Var[]): Var {
+  const ds = deps.filter((d) => d !== x && !d.shape.includes(0));
+  if (ds.length === 0) return x;
+  return apply1(ORDER, [x, ...ds], {});
 }
 
 const DETACH: OpDef<Record<string, never>> = {

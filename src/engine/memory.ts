@@ -1,9 +1,9 @@
-// Static memory analysis of a built graph: replays the live nodes in emission order and tracks
-// the bytes of intermediate values that are still needed, the figure activation recomputation
-// lowers. onnxruntime plans its own buffers; this measures what the graph forces to stay alive.
+// Static memory analysis of a built graph: replays the live nodes in onnxruntime's default
+// execution order (or emission order) and tracks the bytes of intermediate values still
+// needed, the figure activation recomputation lowers. ORT's own allocator adds its overheads.
 import { ShapeError } from '../util/errors.ts';
 import { DTYPE_BYTES } from './dtype.ts';
-import type { Graph, Var } from './graph.ts';
+import type { Graph, Node, Var } from './graph.ts';
 import { liveNodes } from './onnx.ts';
 import { isStatic } from './shape.ts';
 
@@ -27,9 +27,45 @@ function bytes(v: Var): number {
   return v.shape.reduce((p, q) => p * q, 1) * DTYPE_BYTES[v.dtype];
 }
 
-/** Peak live intermediate memory when the graph's nodes run in emission order. */
-export function memoryProfile(g: Graph): MemoryProfile {
-  const nodes = liveNodes(g);
+/**
+ * onnxruntime's default execution order (GraphViewer, ExecutionOrder::DEFAULT): a reverse DFS
+ * from the leaf nodes (no consumers), highest node index first, visiting inputs highest index
+ * first, emitting each node after its inputs (post-order).
+ */
+export function ortOrder(nodes: readonly Node<unknown>[]): Node<unknown>[] {
+  const index = new Map(nodes.map((n, i) => [n, i]));
+  const consumed = new Set<Node<unknown>>();
+  const inputsOf = nodes.map((n) => {
+    const ins = [
+      ...new Set(n.inputs.flatMap((x) => (x.node && index.has(x.node) ? [x.node] : []))),
+    ];
+    for (const p of ins) consumed.add(p);
+    return ins.sort((a, b) => (index.get(a) as number) - (index.get(b) as number));
+  });
+  const stack: [Node<unknown>, boolean][] = nodes
+    .filter((n) => !consumed.has(n))
+    .map((n) => [n, false]);
+  const visited = new Set<Node<unknown>>();
+  const order: Node<unknown>[] = [];
+  while (stack.length > 0) {
+    const [n, leave] = stack.pop() as [Node<unknown>, boolean];
+    if (leave) {
+      order.push(n);
+      continue;
+    }
+    if (visited.has(n)) continue;
+    visited.add(n);
+    stack.push([n, true]);
+    for (const p of inputsOf[index.get(n) as number] as Node<unknown>[])
+      if (!visited.has(p)) stack.push([p, false]);
+  }
+  return order;
+}
+
+/** Peak live intermediate memory when the graph's nodes run in `order`. @default 'ort' */
+export function memoryProfile(g: Graph, opts: { order?: 'ort' | 'emission' } = {}): MemoryProfile {
+  const live0 = liveNodes(g);
+  const nodes = (opts.order ?? 'ort') === 'ort' ? ortOrder(live0) : live0;
   const outputs = new Set(g.outputs.values());
   const lastUse = new Map<Var, number>();
   nodes.forEach((n, i) => {

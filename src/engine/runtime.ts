@@ -50,6 +50,10 @@ export interface SessionOptions {
   extra?: Record<string, unknown>;
   /** ORT log severity (0 verbose .. 4 fatal). @default 3 */
   logSeverity?: 0 | 1 | 2 | 3 | 4;
+  /** Use ORT's CPU memory arena (it grows and never shrinks). @default true */
+  memArena?: boolean;
+  /** Let ORT plan one allocation pattern for all intermediates. @default true */
+  memPattern?: boolean;
 }
 
 /** Pre-allocated outputs by name, or just the names to fetch. */
@@ -108,6 +112,8 @@ export async function createSession(
     executionMode: 'sequential',
     graphOptimizationLevel: opts.optimization ?? 'all',
     logSeverityLevel: opts.logSeverity ?? 3,
+    enableCpuMemArena: opts.memArena ?? true,
+    enableMemPattern: opts.memPattern ?? true,
   };
   if (opts.profilePrefix !== undefined) {
     so.enableProfiling = true;
