@@ -24,6 +24,19 @@
 //     in the backward pass instead of keeping its activations (activation checkpointing);
 //   - g.composite(name, inputs, body) defines a block with a hand-written vjp.
 //
+// Layers and losses (composites carry hand-written backward passes)
+//   rmsNorm(x, w, eps), layerNorm(x, w, b?, eps), swiglu(gate, up), gelu(x, 'none'|'tanh'),
+//   silu(x), linear(x, W[out,in], b?), embedding(W, ids), dropout(x, p, seedVar, salt),
+//   attention(q, k, v, mask?, scale?) with GQA, rope(x, cos, sin), ropeTables(T, Dh, theta),
+//   causalMask(g, T), paddingMask(attention_mask), segmentMask(segment_ids) for packing,
+//   crossEntropy(logits, targets, { ignoreIndex, reduction }), tokenLogProbs(logits, targets),
+//   linearCrossEntropy(h, lmHead, targets) / linearTokenLogProbs (lm head fused with the loss).
+//
+// Memory and scheduling
+//   memoryProfile(g) replays onnxruntime's execution order and reports peak live bytes;
+//   orderAfter(x, deps) adds an ordering edge (grad() uses it so weight gradients run with
+//   their layer instead of at the end of the step).
+//
 // Running
 //   const s = await createSession(g, { threads, optimization });   // or model bytes
 //   const out = await s.run({ input_ids: tensor('int64', [B, T], ids) }, ['loss']);
