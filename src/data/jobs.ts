@@ -2,7 +2,7 @@
 // and decontaminate. Each streams its input, reports progress through a small callback
 // interface, and returns a summary the CLI prints. Mixing and splitting files: mix-files.ts,
 // split-files.ts.
-
+import { rmSync } from 'node:fs';
 import { DataError } from '../util/errors.ts';
 import { JsonlWriter } from '../util/jsonl.ts';
 import { Rng } from '../util/rng.ts';
@@ -24,16 +24,45 @@ import {
   readRecords,
 } from './io.ts';
 import type { RecordKind } from './records.ts';
-import { computeStats, type DataStats } from './stats.ts';
+import { type DataStats, StatsCollector } from './stats.ts';
 
 /** Progress callbacks; the CLI passes util/progress, tests and libraries may pass nothing. */
 export interface JobProgress {
   tick(n?: number): void;
   setTotal(total: number): void;
   done(): void;
+  /** Called instead of done() when the job fails. */
+  fail?(): void;
 }
 
-const silent: JobProgress = { tick() {}, setTotal() {}, done() {} };
+export const silentProgress: JobProgress = { tick() {}, setTotal() {}, done() {} };
+const silent = silentProgress;
+
+/**
+ * Runs `body`, which writes to `writers`. On success closes them and ends the progress report;
+ * on failure closes them, deletes the partial output files (a truncated file must not pass for
+ * a finished one), reports the stop, and rethrows.
+ */
+export async function withOutputs<R>(
+  writers: { path: string; close(): Promise<void> }[],
+  p: JobProgress,
+  body: () => Promise<R>,
+): Promise<R> {
+  let r: R;
+  try {
+    r = await body();
+  } catch (e) {
+    for (const w of writers) {
+      await w.close().catch(() => {});
+      rmSync(w.path, { force: true });
+    }
+    p.fail?.();
+    throw e;
+  }
+  for (const w of writers) await w.close();
+  p.done();
+  return r;
+}
 
 /** Options shared by jobs that read one record file. */
 export interface ReadJob {
@@ -48,7 +77,14 @@ function locate(e: unknown, r: LocatedRecord): never {
   if (!(e instanceof DataError)) throw e;
   const first = e.message.split('\n')[0]!;
   const bare = e.field ? first.replace(`field '${e.field}': `, '') : first;
-  throw new DataError(bare, { file: r.file, line: r.line, field: e.field }, { hint: e.hint });
+  const row = r.line === undefined ? `row ${r.row}: ` : '';
+  throw new DataError(
+    `${row}${bare}`,
+    { file: r.file, line: r.line, field: e.field },
+    {
+      hint: e.hint,
+    },
+  );
 }
 
 const where = (r: LocatedRecord) =>
@@ -93,7 +129,7 @@ export async function convertFile(
   let to = to0;
   let read = 0;
   const writer = openRecordWriter(job.output, { kind: to0 });
-  try {
+  await withOutputs([writer], p, async () => {
     for await (const r of readLocatedRecords(job.input, {
       kind: job.kind,
       skipInvalid: job.skipInvalid,
@@ -118,10 +154,7 @@ export async function convertFile(
       }
       for (const o of out) await writer.write(o);
     }
-  } finally {
-    await writer.close().catch(() => {});
-    p.done();
-  }
+  });
   const kind =
     from ?? report.kind ?? (job.kind ? parseKind(job.kind) : undefined) ?? to ?? 'instruction';
   return {
@@ -142,30 +175,19 @@ export async function fileStats(
 ): Promise<DataStats & { file: string; skipped: number; reasons: string[] }> {
   const p = job.progress ?? silent;
   const report = newReadReport();
-  const items: unknown[] = [];
-  let stats: DataStats | undefined;
-  const it = readRecords(job.input, { kind: job.kind, skipInvalid: job.skipInvalid, report });
-  // The kind is known after the first record; buffer nothing beyond it.
-  const first = await it.next();
-  if (!first.done) items.push(first.value);
-  if (report.kind) {
-    const rest = (async function* () {
-      yield* items;
-      for await (const r of it) {
-        p.tick();
-        yield r;
-      }
-    })();
-    stats = await computeStats(rest, report.kind);
+  let acc: StatsCollector | undefined;
+  for await (const r of readLocatedRecords(job.input, {
+    kind: job.kind,
+    skipInvalid: job.skipInvalid,
+    report,
+  })) {
+    acc ??= new StatsCollector(r.kind);
+    acc.add(r.record);
+    p.tick();
   }
   p.done();
-  const kind = report.kind ?? (job.kind ? parseKind(job.kind) : 'instruction');
-  return {
-    file: job.input,
-    ...(stats ?? (await computeStats([], kind))),
-    skipped: report.skipped,
-    reasons: report.reasons,
-  };
+  acc ??= new StatsCollector(report.kind ?? (job.kind ? parseKind(job.kind) : 'instruction'));
+  return { file: job.input, ...acc.result(), skipped: report.skipped, reasons: report.reasons };
 }
 
 /**
@@ -230,7 +252,7 @@ export async function dedupFile(
   let locs = new Int32Array(1024);
   const locKey = (r: LocatedRecord) => (r.line !== undefined ? 'line' : 'row');
   let kind: RecordKind | undefined;
-  try {
+  await withOutputs(reportOut ? [writer, reportOut] : [writer], p, async () => {
     const src = readLocatedRecords(job.input, {
       kind: job.kind,
       skipInvalid: job.skipInvalid,
@@ -273,11 +295,7 @@ export async function dedupFile(
       }))
         await writer.write(r.record);
     }
-  } finally {
-    await writer.close().catch(() => {});
-    await reportOut?.close();
-    p.done();
-  }
+  });
   return {
     input: job.input,
     output: job.output,
@@ -336,7 +354,7 @@ export async function decontaminateFile(
   const reportOut = job.reportPath ? new JsonlWriter(job.reportPath) : undefined;
   const writer = openRecordWriter(job.output, { kind: job.kind ? parseKind(job.kind) : undefined });
   let kind: RecordKind | undefined;
-  try {
+  await withOutputs(reportOut ? [writer, reportOut] : [writer], p, async () => {
     const src = readLocatedRecords(job.input, {
       kind: job.kind,
       skipInvalid: job.skipInvalid,
@@ -346,6 +364,7 @@ export async function decontaminateFile(
     if (!first.done) {
       kind = first.value.kind;
       const all = (async function* () {
+        p.tick();
         yield first.value;
         for await (const r of src) {
           p.tick();
@@ -369,11 +388,7 @@ export async function decontaminateFile(
       }))
         await writer.write(r.record);
     }
-  } finally {
-    await writer.close().catch(() => {});
-    await reportOut?.close();
-    p.done();
-  }
+  });
   return {
     input: job.input,
     output: job.output,

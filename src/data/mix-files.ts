@@ -14,7 +14,7 @@ import {
   readLocatedRecords,
   readRecords,
 } from './io.ts';
-import { countRecords, type JobProgress } from './jobs.ts';
+import { countRecords, type JobProgress, withOutputs } from './jobs.ts';
 import { MixtureConfig, type MixtureSource, type MixtureSummary, mix } from './mixture.ts';
 import type { RecordKind } from './records.ts';
 
@@ -169,15 +169,12 @@ export async function mixFiles(job: {
     const m = mix(sources, mixCfg);
     pm.setTotal(c.total ?? resolved.reduce((a, s) => a + s.size, 0));
     const writer = openRecordWriter(job.output, { kind, validate: false });
-    try {
+    await withOutputs([writer], pm, async () => {
       for await (const r of m) {
         await writer.write(r);
         pm.tick();
       }
-    } finally {
-      await writer.close();
-      pm.done();
-    }
+    });
     return { ...m.summary, output: job.output, written: writer.count, kind, skipped };
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -16,7 +16,7 @@ import {
   readLocatedRecords,
   readRecords,
 } from './io.ts';
-import type { JobProgress } from './jobs.ts';
+import { type JobProgress, withOutputs } from './jobs.ts';
 import type { TaskExample } from './records.ts';
 import {
   checkLeaks,
@@ -116,7 +116,7 @@ export async function splitFile(job: {
   const counts = Object.fromEntries(SPLIT_NAMES.map((s) => [s, 0])) as Record<SplitName, number>;
   const report = newReadReport();
   const ps = job.progress?.split ?? silent;
-  try {
+  await withOutputs(Object.values(writers), ps, async () => {
     for await (const r of readLocatedRecords<TaskExample>(job.input, {
       kind: 'task',
       skipInvalid,
@@ -138,10 +138,7 @@ export async function splitFile(job: {
       await writers[s].write(r.record);
       ps.tick();
     }
-  } finally {
-    for (const w of Object.values(writers)) await w.close().catch(() => {});
-    ps.done();
-  }
+  });
   const pc = job.progress?.check ?? silent;
   const held = (async function* () {
     for (const s of SPLIT_NAMES)

@@ -32,6 +32,8 @@ export interface Progress {
   setTotal(total: number): void;
   /** Ends the report; prints a final line (plain mode) or leaves the finished bar. */
   done(): void;
+  /** Ends the report after an error: 'stopped after N' instead of 'done'. */
+  fail(): void;
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -129,6 +131,14 @@ export function progress(opts: ProgressOptions): Progress {
             `${opts.label}: done, ${fmt(value)} ${unit} in ${formatSeconds(secs)} (${fmt(rate())}/s)\n`,
           );
         }
+      }
+      finished = true;
+    },
+    fail() {
+      if (finished) return;
+      if (enabled) {
+        bar?.stop();
+        if (!bar) stream.write(`${opts.label}: stopped after ${fmt(value)} ${unit}\n`);
       }
       finished = true;
     },
