@@ -166,6 +166,7 @@ test('mix: YAML config with relative paths, deterministic for a seed, unknown ke
     readFileSync(join(dir, 'm3.jsonl'), 'utf8'),
   );
   assert.equal(b.stderr, '');
+  assert.equal(c.code, 0, c.stderr);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /bad-mix\.yaml:2, field 'capp': unknown key 'capp'/);
 });
