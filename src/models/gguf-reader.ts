@@ -71,7 +71,10 @@ class Cursor {
   /** A u64 count or length that must fit both a safe integer and `limit`. */
   count(what: string, limit: number): number {
     const v = this.u64(what);
-    if (v > BigInt(limit)) this.fail(`${what} ${v} is larger than the file allows (${limit})`);
+    if (v > BigInt(limit))
+      this.fail(
+        `${what} ${v} is larger than the rest of the file allows (${limit}): truncated or corrupt`,
+      );
     return Number(v);
   }
   str(what: string): string {
