@@ -327,6 +327,10 @@ export class Graph {
 
   /** A 0-D constant, cached per (value, dtype). */
   scalar(value: number, dtype: DType = 'float32'): Var {
+    if (!isFloat(dtype) && dtype !== 'bool' && !Number.isInteger(value))
+      throw new ShapeError('scalar', `${value} is not a valid ${dtype} value`, {
+        hint: 'cast the integer tensor to float first',
+      });
     const key = `${dtype}:${Object.is(value, -0) ? '-0' : value}`;
     let v = this.scalars.get(key);
     if (!v) {

@@ -39,6 +39,7 @@ test('shape mismatches fail at build time, naming the op and both shapes', () =>
   throwsShape(() => g.param('p', [2], { dtype: 'int64' }), 'param', 'float');
   throwsShape(() => a.add(new Graph().input('z', 'float32', [2, 3])), 'add', 'another graph');
   throwsShape(() => O.where(a, a, a), 'where', 'bool');
+  throwsShape(() => g.input('ids', 'int64', [2]).mul(0.5), 'scalar', '0.5', 'int64');
 });
 
 test('symbolic dims: one session serves several shapes', async () => {
