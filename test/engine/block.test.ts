@@ -1,15 +1,23 @@
 // End-to-end gradients of a tiny 2-layer LLaMA-style model (embedding, RMSNorm, causal GQA
 // attention with RoPE, SwiGLU MLP, lm head, cross-entropy with ignore_index): float64
-// autodiff vs finite differences, and the float32 graph (fused kernels) vs float64.
+// autodiff vs finite differences, and the float32 graph (fused kernels) vs float64; plus a
+// GPT-2-style block (LayerNorm, learned positions, GELU-tanh, tied embeddings).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { attention, causalMask, rope, ropeTables } from '../../src/engine/attention.ts';
 import { grad } from '../../src/engine/autodiff.ts';
-import { crossEntropy, rmsNorm, swiglu } from '../../src/engine/composite.ts';
+import {
+  crossEntropy,
+  layerNorm,
+  linearCrossEntropy,
+  rmsNorm,
+  swiglu,
+} from '../../src/engine/composite.ts';
 import type { DType } from '../../src/engine/dtype.ts';
 import { checkOp } from '../../src/engine/gradcheck.ts';
 import { Graph, type Var } from '../../src/engine/graph.ts';
 import { embedding, linear } from '../../src/engine/nn.ts';
+import { arange, gelu, split } from '../../src/engine/ops.ts';
 import { createSession, tensor } from '../../src/engine/runtime.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -128,4 +136,46 @@ test('float32 graph (fused kernels) agrees with float64 on loss and gradients', 
         `${n}[${i}]: ${a[i]} vs ${e[i]}`,
       );
   }
+});
+
+test('GPT-2-style block (LayerNorm, learned positions, GELU-tanh, tied lm head): float64 gradients', async () => {
+  const [V, D, H, T, B] = [7, 6, 2, 4, 2];
+  const dh = D / H;
+  const heads = (x: Var) => x.reshape([B, T, H, dh]).transpose([0, 2, 1, 3]);
+  await checkOp(
+    'gpt2-block',
+    [
+      { shape: [B, T], dtype: 'int64', values: [1, 5, 2, 6, 0, 3, 3, 4] },
+      { shape: [B, T], dtype: 'int64', values: [5, 2, 6, -100, 3, 3, 4, 1] },
+      { shape: [V, D], scale: 0.5 }, // wte, tied with the lm head
+      { shape: [T, D], scale: 0.5 }, // wpe
+      { shape: [D], scale: 0.2, shift: 1 }, // ln_1.weight
+      { shape: [D], scale: 0.2 }, // ln_1.bias
+      { shape: [3 * D, D], scale: 0.5 }, // c_attn (as [out, in])
+      { shape: [3 * D], scale: 0.2 }, // c_attn bias
+      { shape: [D, D], scale: 0.5 }, // c_proj
+      { shape: [D], scale: 0.2, shift: 1 }, // ln_f.weight
+      { shape: [D], scale: 0.2 }, // ln_f.bias
+      { shape: [2 * D, D], scale: 0.5 }, // mlp fc
+      { shape: [D, 2 * D], scale: 0.5 }, // mlp proj
+    ],
+    (ids, tg, wte, wpe, l1w, l1b, wa, ba, wp, lfw, lfb, wfc, wpr) => {
+      const g = ids.graph;
+      const pos = arange(g, T, 'int64');
+      let h = embedding(wte!, ids).add(embedding(wpe!, pos)); // [B,T,D] + [T,D]
+      const qkv = linear(layerNorm(h, l1w!, l1b!), wa!, ba!); // [B,T,3D]
+      const [q, k, v] = split(qkv, -1, [D, D, D]).map(heads) as [Var, Var, Var];
+      h = h.add(
+        linear(
+          attention(q, k, v, causalMask(g, T, 'float64'))
+            .transpose([0, 2, 1, 3])
+            .reshape([B, T, D]),
+          wp!,
+        ),
+      );
+      h = h.add(linear(gelu(linear(layerNorm(h, l1w!, l1b!), wfc!), 'tanh'), wpr!));
+      return linearCrossEntropy(layerNorm(h, lfw!, lfb!), wte!, tg);
+    },
+    { rtol: 1e-5, atol: 1e-8 },
+  );
 });
