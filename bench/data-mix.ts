@@ -66,6 +66,8 @@ function rssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
+const startRss = process.memoryUsage().rss / 2 ** 20;
+
 // Raw generator throughput: drain the same generators round-robin, no mixing.
 const rawTarget = Math.min(examples, 3_000_000);
 let sink = 0;
@@ -124,7 +126,9 @@ console.log(
 console.log(
   `top sources: ${top.map((s) => `${s.name} ${(s.emitted / examples).toFixed(3)} (p=${s.probability.toFixed(3)}, epochs ${s.epochs})`).join(', ')}`,
 );
-console.log(`peak RSS ${peak.toFixed(1)} MB; sink checksum ${sink}`);
+console.log(
+  `peak RSS ${peak.toFixed(1)} MB (${startRss.toFixed(1)} MB at start); sink checksum ${sink}`,
+);
 console.log(
   JSON.stringify({
     bench: 'data-mix',
@@ -135,5 +139,6 @@ console.log(
     raw_examples_per_s: Math.round(rawPerS),
     mix_to_raw_ratio: Number((perS / rawPerS).toFixed(3)),
     peak_rss_mb: Number(peak.toFixed(1)),
+    start_rss_mb: Number(startRss.toFixed(1)),
   }),
 );

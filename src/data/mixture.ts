@@ -169,68 +169,146 @@ export function mix<T>(
     })),
   };
   let started = false;
-  async function* run(): AsyncGenerator<T> {
-    if (started) throw new Error('a mixture can be iterated only once; call mix() again');
-    started = true;
-    const rng = new Rng(c.seed);
-    const iters: ({ it: AnyIter<T>; sync: boolean } | undefined)[] = sources.map(() => undefined);
-    // Active sources and their cumulative rates; rebuilt only when a source leaves.
-    let active = sources.map((_, i) => i).filter((i) => rates[i]!.rate > 0);
-    let cdf = new Float64Array(0);
-    const rebuild = () => {
-      cdf = new Float64Array(active.length);
-      let acc = 0;
-      for (let j = 0; j < active.length; j++) cdf[j] = acc += rates[active[j]!]!.rate;
-    };
-    rebuild();
-    const total = c.total ?? Number.POSITIVE_INFINITY;
-    try {
-      while (summary.emitted < total) {
-        if (active.length === 0) {
-          summary.ended = 'exhausted';
-          return;
-        }
-        // Binary search the cumulative rates for a uniform draw.
-        const x = rng.float() * cdf[cdf.length - 1]!;
-        let lo = 0;
-        let hi = cdf.length - 1;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (x < cdf[mid]!) hi = mid;
-          else lo = mid + 1;
-        }
-        const k = active[lo]!;
-        const s = summary.sources[k]!;
-        let cur = iters[k];
-        if (!cur) {
-          cur = iters[k] = openIter(sources[k]!, s.epochs, c.seed);
-          s.epochs++;
-        }
-        let r = cur.sync ? (cur.it as Iterator<T>).next() : await cur.it.next();
-        if (r.done && c.onExhausted === 'repeat' && s.emitted > 0) {
-          cur = iters[k] = openIter(sources[k]!, s.epochs, c.seed);
-          s.epochs++;
-          r = cur.sync ? (cur.it as Iterator<T>).next() : await cur.it.next();
-        }
-        if (r.done) {
-          s.exhausted = true;
-          iters[k] = undefined;
-          if (c.onExhausted === 'stop') {
-            summary.ended = 'stopped';
-            return;
-          }
-          active = active.filter((i) => i !== k);
-          rebuild();
-          continue;
-        }
-        s.emitted++;
-        summary.emitted++;
-        yield r.value;
-      }
-      summary.ended = 'total';
-    } finally {
-      for (const cur of iters) await cur?.it.return?.();
+  return {
+    summary,
+    [Symbol.asyncIterator]() {
+      if (started) throw new Error('a mixture can be iterated only once; call mix() again');
+      started = true;
+      return new MixtureRun(sources, rates, c, summary);
+    },
+  };
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/**
+ * The iteration state of one mixture. A hand-written async iterator rather than an async
+ * generator: when the drawn source is synchronous, next() does all its work synchronously and
+ * returns an already-resolved promise, which roughly halves the per-example overhead.
+ */
+class MixtureRun<T> implements AsyncIterator<T> {
+  #sources: readonly MixtureSource<T>[];
+  #rates: { rate: number }[];
+  #c: MixtureConfig;
+  #summary: MixtureSummary;
+  #rng: Rng;
+  #iters: ({ it: AnyIter<T>; sync: boolean } | undefined)[];
+  /** Examples emitted in each source's current pass (0 at the end of a pass = empty pass). */
+  #inPass: number[];
+  /** Active sources and their cumulative rates; rebuilt only when a source leaves. */
+  #active: number[];
+  #cdf = new Float64Array(0);
+  #total: number;
+  #finished = false;
+  #stopped = false;
+
+  constructor(
+    sources: readonly MixtureSource<T>[],
+    rates: { rate: number }[],
+    c: MixtureConfig,
+    summary: MixtureSummary,
+  ) {
+    this.#sources = sources;
+    this.#rates = rates;
+    this.#c = c;
+    this.#summary = summary;
+    this.#rng = new Rng(c.seed);
+    this.#iters = sources.map(() => undefined);
+    this.#inPass = sources.map(() => 0);
+    this.#active = sources.map((_, i) => i).filter((i) => rates[i]!.rate > 0);
+    this.#rebuild();
+    this.#total = c.total ?? Number.POSITIVE_INFINITY;
+  }
+
+  #rebuild(): void {
+    this.#cdf = new Float64Array(this.#active.length);
+    let acc = 0;
+    for (let j = 0; j < this.#active.length; j++) {
+      acc += this.#rates[this.#active[j]!]!.rate;
+      this.#cdf[j] = acc;
     }
   }
-  return { summary, [Symbol.asyncIterator]: run };
+
+  /** Draws a source index with probability proportional to its rate (binary search). */
+  #draw(): number {
+    const cdf = this.#cdf;
+    const x = this.#rng.float() * cdf[cdf.length - 1]!;
+    let lo = 0;
+    let hi = cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (x < cdf[mid]!) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.#active[lo]!;
+  }
+
+  /** Accounts for source k's result; returns the example to emit, or undefined to draw again. */
+  #take(k: number, r: IteratorResult<T>): IteratorResult<T> | undefined {
+    const s = this.#summary.sources[k]!;
+    if (!r.done) {
+      this.#inPass[k]!++;
+      s.emitted++;
+      this.#summary.emitted++;
+      return r;
+    }
+    this.#iters[k] = undefined;
+    // Repeat mode starts the next pass at the next draw of this source, unless this pass was
+    // empty (which would loop forever).
+    if (this.#c.onExhausted === 'repeat' && this.#inPass[k]! > 0) {
+      this.#inPass[k] = 0;
+      return undefined;
+    }
+    s.exhausted = true;
+    if (this.#c.onExhausted === 'stop') {
+      this.#stopped = true;
+      return undefined;
+    }
+    this.#active = this.#active.filter((i) => i !== k);
+    this.#rebuild();
+    return undefined;
+  }
+
+  #step(): IteratorResult<T> | Promise<IteratorResult<T>> {
+    for (;;) {
+      if (this.#finished) return DONE;
+      const reachedTotal = this.#summary.emitted >= this.#total;
+      if (reachedTotal || this.#stopped || this.#active.length === 0) {
+        this.#summary.ended = reachedTotal ? 'total' : this.#stopped ? 'stopped' : 'exhausted';
+        this.#finished = true;
+        return this.#close().then(() => DONE);
+      }
+      const k = this.#draw();
+      let cur = this.#iters[k];
+      if (!cur) {
+        const s = this.#summary.sources[k]!;
+        cur = openIter(this.#sources[k]!, s.epochs, this.#c.seed);
+        this.#iters[k] = cur;
+        s.epochs++;
+      }
+      if (!cur.sync) {
+        return (cur.it.next() as Promise<IteratorResult<T>>).then(
+          (r) => this.#take(k, r) ?? this.#step(),
+        );
+      }
+      const out = this.#take(k, (cur.it as Iterator<T>).next());
+      if (out) return out;
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const r = this.#step();
+    return r instanceof Promise ? r : Promise.resolve(r);
+  }
+
+  async #close(): Promise<void> {
+    for (const cur of this.#iters) await cur?.it.return?.();
+    this.#iters.fill(undefined);
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.#finished = true;
+    await this.#close();
+    return DONE;
+  }
 }

@@ -189,3 +189,33 @@ test('streaming: sources are pulled one example at a time and memory stays bound
   // Holding the examples would take > 160 MB (800k strings of ~210 bytes).
   assert.ok(peak < 20 * 2 ** 20, `heap grew by ${(peak / 2 ** 20).toFixed(1)} MB`);
 });
+
+test('sources are closed when the mixture ends, stops, or the consumer breaks', async () => {
+  const closed: string[] = [];
+  const closing = (name: string, size: number): MixtureSource<number> => ({
+    name,
+    size,
+    open: function* () {
+      try {
+        for (let j = 0; j < size; j++) yield j;
+      } finally {
+        closed.push(name);
+      }
+    },
+  });
+  const m = mix([closing('a', 1000), closing('b', 1000)], { seed: 1 });
+  await take(m, 10);
+  assert.deepEqual(closed.sort(), ['a', 'b']);
+  assert.equal(m.summary.ended, 'running');
+  closed.length = 0;
+  const s = mix([closing('a', 3), closing('b', 1000)], {
+    strategy: 'explicit',
+    rates: { a: 1, b: 1 },
+    onExhausted: 'stop',
+    seed: 1,
+  });
+  await take(s);
+  assert.equal(s.summary.ended, 'stopped');
+  assert.deepEqual(closed.sort(), ['a', 'b']);
+  assert.throws(() => s[Symbol.asyncIterator](), /only once/);
+});
