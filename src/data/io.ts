@@ -183,9 +183,12 @@ export async function* readRecords<T = unknown>(
 }
 
 /** Kind of the first valid record of a file (reads only up to it). */
-export async function detectFileKind(path: string, format?: FileFormat): Promise<RecordKind> {
+export async function detectFileKind(
+  path: string,
+  opts: { format?: FileFormat; skipInvalid?: boolean } = {},
+): Promise<RecordKind> {
   const report = newReadReport();
-  for await (const _ of readLocatedRecords(path, { format, report })) break;
+  for await (const _ of readLocatedRecords(path, { ...opts, report })) break;
   if (!report.kind) throw new DataError('no records to detect a kind from', { file: path });
   return report.kind;
 }

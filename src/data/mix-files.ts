@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { parseConfig } from './config.ts';
 import {
+  detectFileKind,
   newReadReport,
   openRecordWriter,
   parseKind,
@@ -138,20 +139,19 @@ export async function mixFiles(job: {
       let k: RecordKind | undefined = c.kind ? parseKind(c.kind) : undefined;
       for (const s of c.sources) {
         const name = s.name ?? basename(s.path, extname(s.path));
+        const skipInvalid = job.skipInvalid;
+        const fileKind = c.kind ? parseKind(c.kind) : await detectFileKind(s.path, { skipInvalid });
+        if (k && fileKind !== k)
+          throw new ConfigError(`source '${name}' holds ${fileKind} records, the others ${k}`, {
+            field: 'sources',
+          });
+        k = fileKind;
         let size = s.size;
-        if (size === undefined || k === undefined) {
-          const counted = await countRecords(s.path, { kind: k, skipInvalid: job.skipInvalid });
-          size ??= counted.count;
+        if (size === undefined) {
+          const counted = await countRecords(s.path, { kind: k, skipInvalid });
+          size = counted.count;
           skipped += counted.report.skipped;
           pc.tick(counted.count);
-          if (counted.kind && k && counted.kind !== k)
-            throw new ConfigError(
-              `source '${name}' holds ${counted.kind} records, the others ${k}`,
-              {
-                field: 'sources',
-              },
-            );
-          k ??= counted.kind;
         }
         resolved.push({ name, path: s.path, size, rate: s.rate });
       }

@@ -219,3 +219,53 @@ test('sources are closed when the mixture ends, stops, or the consumer breaks', 
   assert.deepEqual(closed.sort(), ['a', 'b']);
   assert.throws(() => s[Symbol.asyncIterator](), /only once/);
 });
+
+test('mixFiles: files as sources with explicit rates; mismatched kinds are a ConfigError', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { writeRecords } = await import('../../src/data/io.ts');
+  const { mixFiles } = await import('../../src/data/mix-files.ts');
+  const d = mkdtempSync(join(tmpdir(), 'ik-mixf-'));
+  const a = join(d, 'a.jsonl');
+  const b = join(d, 'b.json');
+  await writeRecords(
+    a,
+    Array.from({ length: 50 }, (_, i) => ({ prompt: `a${i}`, completion: 'x' })),
+  );
+  await writeRecords(
+    b,
+    Array.from({ length: 50 }, (_, i) => ({ prompt: `b${i}`, completion: 'y' })),
+  );
+  const out = join(d, 'out.jsonl');
+  const r = await mixFiles({
+    config: {
+      strategy: 'explicit',
+      rates: { a: 3, b: 1 },
+      total: 400,
+      onExhausted: 'repeat',
+      seed: 4,
+      sources: [{ path: a }, { path: b }],
+    },
+    output: out,
+  });
+  assert.equal(r.written, 400);
+  assert.equal(r.kind, 'prompt_completion');
+  assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, 400);
+  assert.ok(Math.abs(r.sources[0]!.emitted / 400 - 0.75) < 0.08);
+  const c = join(d, 'c.jsonl');
+  await writeRecords(c, [{ instruction: 'i', input: '', output: 'o' }]);
+  await assert.rejects(
+    mixFiles({ config: { sources: [{ path: a }, { path: c }] }, output: join(d, 'x.jsonl') }),
+    (e) =>
+      e instanceof ConfigError &&
+      /source 'c' holds instruction records, the others prompt_completion/.test(e.message),
+  );
+  await assert.rejects(
+    mixFiles({
+      config: { onExhausted: 'repeat', sources: [{ path: a }] },
+      output: join(d, 'y.jsonl'),
+    }),
+    (e) => e instanceof ConfigError && e.field === 'total',
+  );
+});

@@ -195,3 +195,48 @@ test('task tables from YAML, CSV and JSONL; conflicts and bad rows are located',
   writeFileSync(l, '- {task: a, category: x}\n- {task: b}\n');
   await assert.rejects(readTaskTable(l), (e) => e instanceof DataError && e.field === '1.category');
 });
+
+test('splitFile writes the four splits and the plan; examples without a category are located', async () => {
+  const { splitFile } = await import('../../src/data/split-files.ts');
+  const { writeRecords, readRecords } = await import('../../src/data/io.ts');
+  const input = join(dir, 'ex.jsonl');
+  await writeRecords(input, examples(10));
+  const r = await splitFile({
+    input,
+    outDir: join(dir, 'out'),
+    config: {
+      heldOutCategories: ['cat2'],
+      heldOutTasks: ['c4_t1'],
+      supervisedFraction: 0.3,
+      seed: 2,
+    },
+  });
+  assert.equal(r.leaks.ok, true);
+  assert.equal(r.counts.fully_held_out, 30);
+  assert.equal(r.counts.partially_supervised, 10);
+  let n = 0;
+  for await (const _ of readRecords(r.files.fully_supervised)) n++;
+  assert.equal(n, r.counts.fully_supervised);
+  const noCat = join(dir, 'nocat.jsonl');
+  writeFileSync(
+    noCat,
+    '{"task":"a","category":"x","input":"i","target":"o"}\n{"task":"b","input":"i","target":"o"}\n',
+  );
+  await assert.rejects(
+    splitFile({ input: noCat, outDir: join(dir, 'out2'), config: {} }),
+    (e) => e instanceof DataError && e.line === 2 && e.field === 'category',
+  );
+  // With a table, an example whose task is missing from it is located too.
+  await assert.rejects(
+    splitFile({
+      input: noCat,
+      outDir: join(dir, 'out3'),
+      config: {},
+      table: new Map([['a', 'x']]),
+    }),
+    (e) =>
+      e instanceof DataError &&
+      e.line === 2 &&
+      /task 'b' is not in the split's task table/.test(e.message),
+  );
+});
