@@ -12,11 +12,14 @@ import type { ByteLevelBpe } from '../../src/models/bpe.ts';
 import { type ModelSpec, parseHfConfig } from '../../src/models/config.ts';
 import { GgufType, GgufWriter } from '../../src/models/gguf.ts';
 import { exportGguf, importGguf } from '../../src/models/gguf-export.ts';
+import { exportLoraGguf } from '../../src/models/gguf-lora.ts';
 import { permuteRope } from '../../src/models/gguf-names.ts';
 import { writeGgufTokenizer } from '../../src/models/gguf-tokenizer.ts';
+import { type LoraPair, loraScale, mergeLora, parseAdapterConfig } from '../../src/models/peft.ts';
 import type { TensorMap } from '../../src/models/tensor.ts';
 import { trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { Tokenizer } from '../../src/models/tokenizer.ts';
+import { Rng } from '../../src/util/rng.ts';
 import { repoRoot, sharedData } from '../helpers/shared.ts';
 import { randomLlamaWeights, referenceLogits } from './reference-llama.ts';
 
@@ -77,8 +80,10 @@ async function llamaCppLogits(
   model: LlamaModel,
   ids: number[],
   nVocab: number,
+  lora?: string,
 ): Promise<Float64Array> {
   const ctx = await model.createContext({
+    ...(lora !== undefined ? { lora: { adapters: [{ filePath: lora, scale: 1 }] } } : {}),
     contextSize: 256,
     batchSize: 256,
     flashAttention: false,
@@ -109,14 +114,20 @@ function maxAbsDiff(a: Float64Array, b: Float64Array): number {
   return m;
 }
 
-async function checkLogits(path: string, s: ModelSpec, w: TensorMap, tol: number): Promise<number> {
+async function checkLogits(
+  path: string,
+  s: ModelSpec,
+  w: TensorMap,
+  tol: number,
+  lora?: string,
+): Promise<number> {
   const model = await llama.loadModel({ modelPath: path });
   let worst = 0;
   try {
     for (const p of PROMPTS) {
       const ids = bpe.encode(p);
       const ref = referenceLogits(s, w, ids).at(-1)!;
-      const got = await llamaCppLogits(model, ids, s.vocabSize);
+      const got = await llamaCppLogits(model, ids, s.vocabSize, lora);
       const d = maxAbsDiff(ref, got);
       worst = Math.max(worst, d);
       assert.ok(d < tol, `${path}: max |Δlogit| ${d} ≥ ${tol} for ${JSON.stringify(p)}`);
@@ -214,6 +225,62 @@ describe('GGUF in llama.cpp', () => {
       const stored = (await importGguf(path)).tensors;
       const worst = await checkLogits(path, s, stored, fileType === 'q8_0' ? 0.25 : 0.02);
       console.log(`# llama ${fileType}: max |Δlogit| ${worst.toExponential(2)}`);
+    }
+  });
+
+  test('LoRA adapter GGUF applied by llama.cpp equals the merged reference (llama and qwen2)', async () => {
+    for (const arch of ['llama', 'qwen2'] as const) {
+      const s = spec(arch === 'qwen2' ? { model_type: 'qwen2' } : {});
+      const w = randomLlamaWeights(s, 21);
+      const base = join(dir, `lora-base-${arch}.gguf`);
+      await exportGguf(base, s, w, { tokenizer, fileType: 'f32' });
+      // rsLoRA plus a rank pattern: per-module scales that llama.cpp's single alpha must honour.
+      const config = parseAdapterConfig({
+        r: 4,
+        lora_alpha: 8,
+        use_rslora: true,
+        rank_pattern: { 'layers.1.self_attn.k_proj': 2 },
+        target_modules: [
+          'q_proj',
+          'k_proj',
+          'v_proj',
+          'o_proj',
+          'gate_proj',
+          'up_proj',
+          'down_proj',
+        ],
+      });
+      const rng = new Rng(22);
+      const modules = new Map<string, LoraPair>();
+      for (let l = 0; l < s.numLayers; l++)
+        for (const m of [
+          'self_attn.q_proj',
+          'self_attn.k_proj',
+          'self_attn.v_proj',
+          'self_attn.o_proj',
+          'mlp.gate_proj',
+          'mlp.up_proj',
+          'mlp.down_proj',
+        ]) {
+          const mod = `model.layers.${l}.${m}`;
+          const [out, inp] = w.get(`${mod}.weight`)!.shape;
+          const { r } = loraScale(config, mod);
+          const rand = (n: number) => Float32Array.from({ length: n }, () => 0.1 * rng.normal());
+          modules.set(mod, {
+            A: { shape: [r, inp], data: rand(r * inp) },
+            B: { shape: [out, r], data: rand(out * r) },
+          });
+        }
+      const adapter = { config, modules };
+      const loraPath = join(dir, `lora-${arch}.gguf`);
+      await exportLoraGguf(loraPath, adapter, s);
+      const merged = mergeLora(w, adapter);
+      const worst = await checkLogits(base, s, merged, 1e-3, loraPath);
+      console.log(`# ${arch} + LoRA: max |Δlogit| ${worst.toExponential(2)}`);
+      // And the adapter really changes the output.
+      const plain = referenceLogits(s, w, bpe.encode(PROMPTS[0])).at(-1)!;
+      const adapted = referenceLogits(s, merged, bpe.encode(PROMPTS[0])).at(-1)!;
+      assert.ok(maxAbsDiff(plain, adapted) > 0.05);
     }
   });
 
