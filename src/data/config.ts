@@ -2,6 +2,7 @@
 // and errors that name the file, the line of the offending key in YAML, and the field.
 // The schemas themselves live with their features (MixtureConfig, SplitConfig, DedupConfig...).
 import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
@@ -107,4 +108,43 @@ export function mergeConfig(
       : {};
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) base[k] = v;
   return base;
+}
+
+function resolveAt(v: unknown, path: readonly string[], base: string): void {
+  if (v === null || typeof v !== 'object') return;
+  const [head, ...rest] = path;
+  const items = head === '*' && Array.isArray(v) ? v : [v];
+  for (const it of items) {
+    if (head === '*') {
+      resolveAt(it, rest, base);
+      continue;
+    }
+    const o = it as Record<string, unknown>;
+    if (rest.length > 0) resolveAt(o[head!], rest, base);
+    else if (typeof o[head!] === 'string' && !isAbsolute(o[head!] as string))
+      o[head!] = resolve(base, o[head!] as string);
+  }
+}
+
+/**
+ * Builds a config from an optional YAML/JSON file overlaid with flag values (undefined = not
+ * given), validated by `schema`. `pathFields` name the file's path-valued keys ('table',
+ * 'sources.*.path'); relative paths in the file are resolved against the file's folder.
+ * Errors name the file and line for keys that came from the file.
+ */
+export async function loadConfig<S extends z.ZodType>(
+  schema: S,
+  configPath: string | undefined,
+  flags: Record<string, unknown>,
+  pathFields: readonly string[] = [],
+): Promise<z.infer<S>> {
+  if (!configPath) return parseConfig(schema, mergeConfig({}, flags));
+  const src = await readConfigFile(configPath);
+  const base = dirname(resolve(configPath));
+  for (const f of pathFields) resolveAt(src.value, f.split('.'), base);
+  const fromFlags = new Set(Object.keys(flags).filter((k) => flags[k] !== undefined));
+  return parseConfig(schema, mergeConfig(src.value, flags), {
+    file: configPath,
+    lineOf: (p) => (fromFlags.has(p[0] ?? '') ? undefined : src.lineOf?.(p)),
+  });
 }

@@ -11,5 +11,6 @@ export * from './records.ts';
 export * from './split.ts';
 export * from './split-files.ts';
 export * from './stats.ts';
+export * from './summaries.ts';
 export * from './task-lists.ts';
 export * from './text.ts';
