@@ -262,3 +262,40 @@ test('stats and inspect', async () => {
   assert.match(ins.stdout, /--- record 600 \(tasks\.jsonl:601\) \[task\]\n {2}task: add/);
   assert.match(ins.stdout, /2 of 602\+ record\(s\) shown/);
 });
+
+test('config files: relative paths resolved, flags override, errors located', async () => {
+  const { loadConfig } = await import('../../src/data/config.ts');
+  const { MixFilesConfig } = await import('../../src/data/mix-files.ts');
+  const { ConfigError } = await import('../../src/util/errors.ts');
+  const sub = join(dir, 'conf');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(sub, { recursive: true });
+  const f = join(sub, 'm.yaml');
+  writeFileSync(
+    f,
+    'cap: 10\nseed: 1\nsources:\n  - path: ../tasks.jsonl\n  - path: /abs/x.jsonl\n',
+  );
+  const c = await loadConfig(MixFilesConfig, f, { seed: 9, cap: undefined }, ['sources.*.path']);
+  assert.deepEqual(
+    c.sources.map((s) => s.path),
+    [join(dir, 'tasks.jsonl'), '/abs/x.jsonl'],
+  );
+  assert.equal(c.seed, 9);
+  assert.equal(c.cap, 10);
+  writeFileSync(f, 'cap: 10\nsources:\n  - path: a.jsonl\n    weight: 2\n');
+  await assert.rejects(
+    loadConfig(MixFilesConfig, f, {}),
+    (e) => e instanceof ConfigError && e.message.startsWith(`${f}:4, field 'sources.0.weight'`),
+  );
+  writeFileSync(f, 'cap: [1,\n');
+  await assert.rejects(
+    loadConfig(MixFilesConfig, f, {}),
+    (e) => e instanceof ConfigError && /invalid YAML/.test(e.message),
+  );
+  writeFileSync(f, '- 1\n- 2\n');
+  await assert.rejects(loadConfig(MixFilesConfig, f, {}), /expected a mapping/);
+  await assert.rejects(
+    loadConfig(MixFilesConfig, undefined, { sources: [{ path: 'a' }], cap: -1 }),
+    (e) => e instanceof ConfigError && e.field === 'cap' && e.file === undefined,
+  );
+});
