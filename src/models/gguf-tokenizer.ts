@@ -18,19 +18,26 @@ const QWEN2_SPLIT =
  * tokenizer.ggml.pre names whose regex we can match exactly, with the tokenizer.json
  * normalizer + pre_tokenizer that produce the same splits (llama.cpp src/llama-vocab.cpp).
  */
-const PRE: Record<string, { normalizer: unknown; pre_tokenizer: unknown }> = {
-  'gpt-2': {
-    normalizer: null,
-    pre_tokenizer: {
-      type: 'ByteLevel',
-      add_prefix_space: false,
-      trim_offsets: true,
-      use_regex: true,
+const PRE: Record<string, { normalizer: unknown; pre_tokenizer: unknown; ignoreMerges?: boolean }> =
+  {
+    'gpt-2': {
+      normalizer: null,
+      pre_tokenizer: {
+        type: 'ByteLevel',
+        add_prefix_space: false,
+        trim_offsets: true,
+        use_regex: true,
+      },
     },
-  },
-  'llama-bpe': { normalizer: null, pre_tokenizer: splitThenBytes(LLAMA3_SPLIT) },
-  qwen2: { normalizer: { type: 'NFC' }, pre_tokenizer: splitThenBytes(QWEN2_SPLIT) },
-};
+    // Llama 3 looks whole pre-tokens up in the vocabulary before merging (llama.cpp sets
+    // ignore_merges for this pre-tokenizer too).
+    'llama-bpe': {
+      normalizer: null,
+      pre_tokenizer: splitThenBytes(LLAMA3_SPLIT),
+      ignoreMerges: true,
+    },
+    qwen2: { normalizer: { type: 'NFC' }, pre_tokenizer: splitThenBytes(QWEN2_SPLIT) },
+  };
 
 function splitThenBytes(regex: string): unknown {
   return {
@@ -232,7 +239,7 @@ export function tokenizerFromGguf(r: GgufReader): Tokenizer | null {
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      ignore_merges: false,
+      ignore_merges: layout.ignoreMerges === true,
       vocab,
       merges,
     },

@@ -16,12 +16,13 @@ import {
   quantizeQ8_0,
 } from '../../src/models/gguf-quant.ts';
 import { GgufReader } from '../../src/models/gguf-reader.ts';
+import { detectPreTokenizer, writeGgufTokenizer } from '../../src/models/gguf-tokenizer.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/models/half.ts';
 import { tensorMapsEqual } from '../../src/models/tensor.ts';
 import { trainTinyTokenizer } from '../../src/models/tiny.ts';
-import type { Tokenizer } from '../../src/models/tokenizer.ts';
+import { Tokenizer } from '../../src/models/tokenizer.ts';
 import { FormatError } from '../../src/util/errors.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { repoRoot, sharedData } from '../helpers/shared.ts';
 import { randomLlamaWeights } from './reference-llama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-gguf-'));
@@ -282,6 +283,39 @@ describe('GGUF export → import', () => {
     );
     const dyn = tinySpec({ rope_scaling: { rope_type: 'dynamic', factor: 2 } });
     await assert.rejects(exportGguf(p, dyn, w, { tokenizer }), /dynamic/);
+  });
+});
+
+describe('GGUF tokenizer keys', () => {
+  test('pre-tokenizer names come from the tokenizer.json regex; an unknown regex is refused', async () => {
+    assert.equal(detectPreTokenizer(bpe.toTokenizerJson()), 'gpt-2');
+    const custom = bpe.toTokenizerJson();
+    custom.pre_tokenizer = {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: '\\w+|\\s' }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ],
+    };
+    assert.equal(detectPreTokenizer(custom), null);
+    const tok = Tokenizer.fromJson(custom, tokenizer.tokenizerConfig);
+    assert.throws(
+      () => writeGgufTokenizer(new GgufWriter(), tok, 400),
+      /matches no llama\.cpp pre-tokenizer/,
+    );
+    // SentencePiece-style BPE (byte fallback) is refused with a hint.
+    const spm = await Tokenizer.load(
+      join(repoRoot, 'node_modules', '@lenml', 'tokenizer-llama2', 'models'),
+    );
+    assert.throws(
+      () => writeGgufTokenizer(new GgufWriter(), spm, spm.vocabSize),
+      /byte-level BPE tokenizers only/,
+    );
+    // More ids than embedding rows.
+    assert.throws(
+      () => writeGgufTokenizer(new GgufWriter(), tokenizer, 300),
+      /400 tokens but the embedding has 300 rows/,
+    );
   });
 });
 
