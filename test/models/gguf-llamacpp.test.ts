@@ -41,6 +41,7 @@ const TOKEN_TESTS = [
   'emoji 🙂👍🏽 👨‍👩‍👧 and symbols ©®™ ±×÷ €£¥',
   "contractions: I'm you're they've it'll he'd we's don't",
   'code: if (x >= 10) { return arr[i] ** 2; } // done',
+  'odd spaces a\u00a0b x\u3000\u3000y p\u2028q bom\ufeffx n\u0085l e\u0301te ab\u0000cd \u200b',
 ];
 
 const PROMPTS = [
@@ -313,7 +314,10 @@ describe('GGUF in llama.cpp', () => {
       // that logs "missing tensor 'token_embd.weight'" and then loads the vocabulary as asked.
       const model = await llama.loadModel({ modelPath: path, vocabOnly: true });
       try {
-        for (const text of [...TOKEN_TESTS.filter((t) => !t.includes('<|')), 'Hello world']) {
+        // Qwen's tokenizer.json NFC-normalises first; llama.cpp has no normalizer, so text that
+        // NFC changes (a decomposed é) differs there by design and is left out.
+        const plain = TOKEN_TESTS.filter((t) => !t.includes('<|') && t.normalize('NFC') === t);
+        for (const text of [...plain, 'Hello world']) {
           const ours = tok.encode(text, { addSpecialTokens: false });
           assert.deepEqual(
             [...model.tokenize(text, false)],
