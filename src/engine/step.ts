@@ -65,6 +65,8 @@ export interface Trainer {
   readonly skippedCount: number;
   /** A copy of the state for checkpointing. */
   state(): Promise<TrainerState>;
+  /** A copy of the current parameters (trainable and frozen). */
+  readParams(): Promise<ParamStore>;
   /** Restore a state taken from a trainer with the same layout and optimizer. */
   load(state: TrainerState): Promise<void>;
   release(): Promise<void>;
@@ -285,6 +287,11 @@ export class StepRunner implements Trainer {
     for (const o of extras)
       out[o.name] = tensor(o.dtype, resolveShape(o.shape, env, `output '${o.name}'`));
     return out;
+  }
+
+  async readParams(): Promise<ParamStore> {
+    const p = this.params;
+    return ParamStore.fromBuffers(p.layout, p.flat.slice(), p.frozen);
   }
 
   async state(): Promise<TrainerState> {
