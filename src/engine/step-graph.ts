@@ -87,7 +87,7 @@ export interface TrainerPlan {
 }
 
 /** Reserved value names of the step graphs. */
-export const NAMES = {
+export const STEP_NAMES = {
   loss: 'loss',
   gradNorm: 'grad_norm',
   params: 'opt.params',
@@ -195,10 +195,10 @@ function buildGraph(a: BuildArgs): { graph: Graph; dataInputs: ValueSpec[]; outp
       throw new ConfigError(`input name '${d.name}' uses the reserved prefix 'opt.'`, {
         field: 'build',
       });
-  g.output(NAMES.loss, loss);
-  const outputs: ValueSpec[] = [{ name: NAMES.loss, dtype: loss.dtype, shape: loss.shape }];
+  g.output(STEP_NAMES.loss, loss);
+  const outputs: ValueSpec[] = [{ name: STEP_NAMES.loss, dtype: loss.dtype, shape: loss.shape }];
   for (const [name, v] of Object.entries(r.outputs ?? {})) {
-    if (name === NAMES.loss || name === NAMES.gradNorm || name.startsWith('opt.'))
+    if (name === STEP_NAMES.loss || name === STEP_NAMES.gradNorm || name.startsWith('opt.'))
       throw new ConfigError(`output name '${name}' is reserved`, { field: `outputs.${name}` });
     g.output(name, v);
     outputs.push({ name, dtype: v.dtype, shape: v.shape });
@@ -211,19 +211,19 @@ function buildGraph(a: BuildArgs): { graph: Graph; dataInputs: ValueSpec[]; outp
     0,
   );
   if (a.accumulation > 1) {
-    const acc = g.input(NAMES.acc, 'float32', [n]);
-    const scale = g.input(NAMES.gradScale, 'float32', []);
+    const acc = g.input(STEP_NAMES.acc, 'float32', [n]);
+    const scale = g.input(STEP_NAMES.gradScale, 'float32', []);
     flatGrad = add(acc, mul(flatGrad, scale));
     if (a.kind === 'accum') {
-      g.output(NAMES.accOut, flatGrad);
+      g.output(STEP_NAMES.accOut, flatGrad);
       return { graph: g, dataInputs, outputs };
     }
   }
   const { grad: clipped, norm } = clipGradNorm(flatGrad, a.o.max_grad_norm);
-  g.output(NAMES.gradNorm, norm);
-  const p = g.input(NAMES.params, 'float32', [n]);
-  const state = stateSlots(a.optimizer).map((s) => g.input(NAMES.slot(s), 'float32', [n]));
-  const mask = a.decayMask ? g.input(NAMES.decayMask, 'bool', [n]) : undefined;
+  g.output(STEP_NAMES.gradNorm, norm);
+  const p = g.input(STEP_NAMES.params, 'float32', [n]);
+  const state = stateSlots(a.optimizer).map((s) => g.input(STEP_NAMES.slot(s), 'float32', [n]));
+  const mask = a.decayMask ? g.input(STEP_NAMES.decayMask, 'bool', [n]) : undefined;
   const upd = optimizerUpdate(a.optimizer, {
     params: p,
     grad: clipped,
@@ -231,9 +231,9 @@ function buildGraph(a: BuildArgs): { graph: Graph; dataInputs: ValueSpec[]; outp
     scalars: declareScalars(g, a.optimizer),
     ...(mask ? { decayMask: mask } : {}),
   });
-  g.output(NAMES.paramsOut, upd.params);
+  g.output(STEP_NAMES.paramsOut, upd.params);
   stateSlots(a.optimizer).forEach((s, i) => {
-    g.output(NAMES.slotOut(s), upd.state[i] as Var);
+    g.output(STEP_NAMES.slotOut(s), upd.state[i] as Var);
   });
   return { graph: g, dataInputs, outputs };
 }

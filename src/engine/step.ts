@@ -12,7 +12,7 @@ import { createSession, tensor } from './runtime.ts';
 import type { Schedule } from './schedule.ts';
 import { createSchedule } from './schedule.ts';
 import type { TrainerOptions, TrainerPlan } from './step-graph.ts';
-import { bindDims, NAMES, planTrainer, resolveShape } from './step-graph.ts';
+import { bindDims, planTrainer, resolveShape, STEP_NAMES } from './step-graph.ts';
 
 /** Data feeds of one micro-batch, by input name. */
 export type Feeds = Readonly<Record<string, Tensor>>;
@@ -122,10 +122,10 @@ export class StepRunner implements Trainer {
     if (plan.decayMask) {
       if (!decayMask || decayMask.length !== n)
         throw new ShapeError('trainer', 'the plan needs a decay mask of the layout size');
-      this.constFeeds[NAMES.decayMask] = tensor('bool', [n], decayMask);
+      this.constFeeds[STEP_NAMES.decayMask] = tensor('bool', [n], decayMask);
     }
     for (const s of scalarNames(plan.optimizer)) this.scalars[s] = tensor('float32', []);
-    this.scalars[NAMES.gradScale] = tensor('float32', []);
+    this.scalars[STEP_NAMES.gradScale] = tensor('float32', []);
     const lossSpec = plan.outputs[0] as { shape: readonly (number | string)[] };
     this.lossOut = tensor('float32', lossSpec.shape as number[]);
     this.normOut = tensor('float32', []);
@@ -149,11 +149,11 @@ export class StepRunner implements Trainer {
   private makeSet(params: Float32Array): BufferSet {
     const n = this.plan.layout.size;
     const slots = this.plan.slots.map(() => new Float32Array(n));
-    const feeds: Record<string, Tensor> = { [NAMES.params]: tensor('float32', [n], params) };
-    const outs: Record<string, Tensor> = { [NAMES.paramsOut]: tensor('float32', [n], params) };
+    const feeds: Record<string, Tensor> = { [STEP_NAMES.params]: tensor('float32', [n], params) };
+    const outs: Record<string, Tensor> = { [STEP_NAMES.paramsOut]: tensor('float32', [n], params) };
     this.plan.slots.forEach((s, i) => {
-      feeds[NAMES.slot(s)] = tensor('float32', [n], slots[i]);
-      outs[NAMES.slotOut(s)] = tensor('float32', [n], slots[i]);
+      feeds[STEP_NAMES.slot(s)] = tensor('float32', [n], slots[i]);
+      outs[STEP_NAMES.slotOut(s)] = tensor('float32', [n], slots[i]);
     });
     // Zero-copy views: onnxruntime-node builds its input tensors over the same memory.
     for (const v of this.plan.layout.views)
@@ -206,19 +206,19 @@ export class StepRunner implements Trainer {
       const last = i === k - 1;
       const shapes = this.checkFeeds(micro[i] as Feeds, i);
       const run: Record<string, Tensor> = { ...micro[i], ...src.feeds, ...this.constFeeds };
-      const fetch: Record<string, Tensor> = { [NAMES.loss]: this.lossOut };
+      const fetch: Record<string, Tensor> = { [STEP_NAMES.loss]: this.lossOut };
       const extras = this.extraOutputs(shapes);
       Object.assign(fetch, extras);
       if (this.acc) {
         // Accumulator ping-pong too: micro-batch i reads acc[i % 2] and writes the other.
         const a = this.acc[i % 2] as Float32Array;
         if (i === 0) a.fill(0);
-        run[NAMES.acc] = tensor('float32', [a.length], a);
-        (this.scalars[NAMES.gradScale]?.data as Float32Array)[0] = weights[i] as number;
-        run[NAMES.gradScale] = this.scalars[NAMES.gradScale] as Tensor;
+        run[STEP_NAMES.acc] = tensor('float32', [a.length], a);
+        (this.scalars[STEP_NAMES.gradScale]?.data as Float32Array)[0] = weights[i] as number;
+        run[STEP_NAMES.gradScale] = this.scalars[STEP_NAMES.gradScale] as Tensor;
         if (!last) {
           const b = this.acc[(i + 1) % 2] as Float32Array;
-          fetch[NAMES.accOut] = tensor('float32', [b.length], b);
+          fetch[STEP_NAMES.accOut] = tensor('float32', [b.length], b);
         }
       }
       if (last) {
@@ -227,7 +227,7 @@ export class StepRunner implements Trainer {
           (this.scalars[name]?.data as Float32Array)[0] = v;
           run[name] = this.scalars[name] as Tensor;
         }
-        fetch[NAMES.gradNorm] = this.normOut;
+        fetch[STEP_NAMES.gradNorm] = this.normOut;
         Object.assign(fetch, dst.outs);
       }
       const session = last ? this.stepSession : (this.accumSession as Session);

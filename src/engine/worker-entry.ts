@@ -3,7 +3,7 @@
 // Errors are sent back as plain data and rebuilt as typed errors by worker.ts.
 import { parentPort } from 'node:worker_threads';
 import { StepRunner } from './step.ts';
-import type { Reply, Request } from './worker.ts';
+import type { WorkerReply, WorkerRequest } from './worker.ts';
 import { toWire } from './worker.ts';
 
 const port = parentPort;
@@ -12,7 +12,7 @@ if (!port) throw new Error('worker-entry.ts must run in a worker thread (see wor
 let runner: StepRunner | undefined;
 let queue: Promise<void> = Promise.resolve();
 
-async function handle(req: Request): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
+async function handle(req: WorkerRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
   if (req.type === 'init') {
     runner = await StepRunner.create(req.plan, req.params, req.frozen, req.session);
     return { result: null, transfer: [] };
@@ -48,10 +48,10 @@ async function handle(req: Request): Promise<{ result: unknown; transfer: ArrayB
   }
 }
 
-port.on('message', (msg: Request & { id: number }) => {
+port.on('message', (msg: WorkerRequest & { id: number }) => {
   // Requests run strictly in arrival order: a step never overlaps a state read.
   queue = queue.then(async () => {
-    let reply: Reply;
+    let reply: WorkerReply;
     let transfer: ArrayBuffer[] = [];
     try {
       const out = await handle(msg);

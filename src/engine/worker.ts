@@ -18,7 +18,7 @@ import type { TrainerOptions, TrainerPlan } from './step-graph.ts';
 import { planTrainer } from './step-graph.ts';
 
 /** Messages the main thread sends (each carries an id the reply echoes). */
-export type Request =
+export type WorkerRequest =
   | {
       type: 'init';
       plan: TrainerPlan;
@@ -47,7 +47,7 @@ export interface WireError {
 }
 
 /** The worker's reply to request `id`. */
-export type Reply =
+export type WorkerReply =
   | { id: number; ok: true; result: unknown; stepCount: number; skippedCount: number }
   | { id: number; ok: false; error: WireError };
 
@@ -130,7 +130,7 @@ export class WorkerTrainer implements Trainer {
     // The worker keeps the process alive only while a request is pending, so a trainer that
     // was never released does not hang the program at exit.
     worker.unref();
-    worker.on('message', (r: Reply) => this.settle(r));
+    worker.on('message', (r: WorkerReply) => this.settle(r));
     worker.on('error', (e) => this.fail(e));
     worker.on('exit', (code) => this.fail(new Error(`training worker exited with code ${code}`)));
   }
@@ -197,7 +197,7 @@ export class WorkerTrainer implements Trainer {
     await this.worker.terminate();
   }
 
-  private call(req: Request, transfer: ArrayBuffer[] = []): Promise<unknown> {
+  private call(req: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -207,7 +207,7 @@ export class WorkerTrainer implements Trainer {
     });
   }
 
-  private settle(r: Reply): void {
+  private settle(r: WorkerReply): void {
     const p = this.pending.get(r.id);
     if (!p) return;
     this.pending.delete(r.id);
