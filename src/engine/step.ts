@@ -90,6 +90,7 @@ export class StepRunner implements Trainer {
   private acc: [Float32Array, Float32Array] | undefined;
   private applied = 0;
   private skipped = 0;
+  private busy: string | undefined;
   private readonly schedule: Schedule;
   private readonly constFeeds: Record<string, Tensor> = {};
   private readonly scalars: Record<string, Tensor> = {};
@@ -187,6 +188,24 @@ export class StepRunner implements Trainer {
   }
 
   async step(feeds: Feeds | readonly Feeds[], opts: StepOptions = {}): Promise<StepResult> {
+    this.enter('step');
+    try {
+      return await this.runStep(feeds, opts);
+    } finally {
+      this.busy = undefined;
+    }
+  }
+
+  /** Steps and loads must not overlap: both would write the same buffer set. */
+  private enter(what: string): void {
+    if (this.busy)
+      throw new TrainingError(`${what} called while a ${this.busy} is running`, this.applied + 1, {
+        hint: 'await each step before starting the next',
+      });
+    this.busy = what;
+  }
+
+  private async runStep(feeds: Feeds | readonly Feeds[], opts: StepOptions): Promise<StepResult> {
     const k = this.plan.accumulation;
     const micro = Array.isArray(feeds) ? (feeds as readonly Feeds[]) : [feeds as Feeds];
     if (micro.length !== k)
@@ -304,6 +323,15 @@ export class StepRunner implements Trainer {
   }
 
   async load(state: TrainerState): Promise<void> {
+    this.enter('load');
+    try {
+      this.loadNow(state);
+    } finally {
+      this.busy = undefined;
+    }
+  }
+
+  private loadNow(state: TrainerState): void {
     const n = this.plan.layout.size;
     if (state.params.length !== n)
       throw new ShapeError(

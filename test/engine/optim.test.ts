@@ -159,3 +159,50 @@ test('bad optimizer configs are ConfigErrors naming the field', () => {
       JSON.stringify(cfg),
     );
 });
+
+test('weight-decay masks: decoupled (AdamW) and L2 (SGD) decay touch only masked params', async () => {
+  // Zero gradients isolate the decay: AdamW's Adam term is 0 / (0 + eps) = 0, SGD's d = wd·p.
+  const make = () =>
+    ParamStore.create(
+      [
+        { name: 'w', shape: [2, 3], init: { kind: 'constant', value: 2 } },
+        { name: 'g', shape: [3], init: { kind: 'constant', value: 2 }, decay: true },
+        { name: 'e', shape: [4, 1], init: { kind: 'constant', value: 2 }, decay: false },
+      ],
+      { seed: 0 },
+    );
+  const build = (g: Graph, p: Readonly<Record<string, Var>>) => ({
+    loss: p
+      .w!.sum()
+      .add(p.g!.sum())
+      .add(p.e!.sum())
+      .mul(g.input('zero', 'float32', [])),
+  });
+  const feeds = { zero: tensor('float32', [], Float32Array.of(0)) };
+  const lr = 0.1;
+  const wd = 0.5;
+  for (const optimizer of [
+    { type: 'adamw' as const, learning_rate: lr, weight_decay: wd },
+    { type: 'sgd' as const, learning_rate: lr, weight_decay: wd, momentum: 0.9 },
+  ]) {
+    const t = await createTrainer({ build, params: make(), optimizer, session: { threads: 1 } });
+    assert.equal(t.plan.decayMask, true);
+    await t.step(feeds);
+    await t.step(feeds);
+    // AdamW: p·(1 − lr·wd) per step. SGD: buf = wd·p then μ·buf + wd·p; p −= lr·buf.
+    let want: number;
+    if (optimizer.type === 'adamw') want = 2 * Math.fround(1 - lr * wd) ** 2;
+    else {
+      const p1 = 2 - lr * wd * 2;
+      want = p1 - lr * (0.9 * wd * 2 + wd * p1);
+    }
+    for (const n of ['w', 'g'])
+      close(
+        t.params.get(n),
+        new Array(t.params.get(n).length).fill(want),
+        `${optimizer.type} ${n}`,
+      );
+    assert.deepEqual([...t.params.get('e')], [2, 2, 2, 2], `${optimizer.type}: undecayed param`);
+    await t.release();
+  }
+});

@@ -295,3 +295,17 @@ test('bad trainer options are ConfigErrors naming the field', async () => {
     (e: unknown) => e instanceof ShapeError && /loss must be a scalar/.test(e.message),
   );
 });
+
+test('overlapping steps are refused: both would write the same buffer set', async () => {
+  const t = await createTrainer(base(mlpParams()));
+  const rng = new Rng(8);
+  const first = t.step(batch(rng, 4));
+  await assert.rejects(
+    t.step(batch(rng, 4)),
+    (e: unknown) => e instanceof TrainingError && /while a step is running/.test(e.message),
+  );
+  await assert.rejects(t.load(await t.state()), /load called while a step is running/);
+  assert.equal((await first).step, 1);
+  assert.equal((await t.step(batch(rng, 4))).step, 2);
+  await t.release();
+});
