@@ -93,7 +93,8 @@ export function fromWire(w: WireError): Error {
       e.name = w.name;
   }
   Object.defineProperty(e, 'message', { value: w.message, writable: true, configurable: true });
-  e.stack = `${w.name}: ${w.message}\n    (in the training worker)${w.stack ? `\n${w.stack.split('\n').slice(1).join('\n')}` : ''}`;
+  const frames = (w.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+  e.stack = [`${w.name}: ${w.message}`, '    (in the training worker)', ...frames].join('\n');
   return e;
 }
 
