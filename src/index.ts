@@ -1,5 +1,7 @@
 // instructkit: the library entry point. Each stage is also importable on its own
 // (instructkit/data, instructkit/engine, ...).
 export * as data from './data/index.ts';
+export * as engine from './engine/index.ts';
+export * as models from './models/index.ts';
 export * from './util/errors.ts';
 export { Rng } from './util/rng.ts';
