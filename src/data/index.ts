@@ -13,4 +13,7 @@ export * from './split-files.ts';
 export * from './stats.ts';
 export * from './summaries.ts';
 export * from './task-lists.ts';
+export * from './templates/chat.ts';
+export * from './templates/jinja.ts';
+export * from './templates/promptsource.ts';
 export * from './text.ts';

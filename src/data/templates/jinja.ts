@@ -1,0 +1,642 @@
+// A Jinja environment that renders like Python's Jinja2, built on @huggingface/jinja's parser and
+// interpreter. It adds what PromptSource templates rely on and the library lacks: Python str()
+// and repr() of values, Python string/dict methods, the `choice` / `random` / `most_frequent` /
+// `truncate` / `string` filters with a seeded Python-compatible RNG, `zip`, and Jinja2's
+// default whitespace rules. HF chat templates use the same class with trim/lstrip blocks on.
+import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
+import { PyRandom } from '../../util/pyrandom.ts';
+
+// The library exports only Environment and Interpreter; its value classes are reached through
+// the values it creates. RV is the structural type every runtime value satisfies.
+export interface RV {
+  type: string;
+  value: unknown;
+  __bool__(): { value: boolean };
+  readonly builtins: Map<string, RV>;
+}
+type Ctor = new (value?: unknown) => RV;
+type Fn = (args: RV[], env: unknown) => RV;
+
+let probeCount = 0;
+function ctorOf(v: unknown): Ctor {
+  const probe = new Environment();
+  return (probe.set(`__probe${probeCount++}`, v) as unknown as { constructor: Ctor }).constructor;
+}
+const StringV = ctorOf('s');
+const IntegerV = ctorOf(1);
+const FloatV = ctorOf(1.5);
+const BooleanV = ctorOf(true);
+const ArrayV = ctorOf([]);
+const ObjectV = ctorOf({});
+const NullV = ctorOf(null);
+const UndefinedV = ctorOf(undefined);
+const FunctionV = ctorOf(() => null);
+
+const str = (s: string): RV => new StringV(s);
+const int = (n: number): RV => new IntegerV(n);
+const bool = (b: boolean): RV => new BooleanV(b);
+const arr = (xs: RV[]): RV => new ArrayV(xs);
+const fn = (f: Fn): RV => new FunctionV(f);
+const undef = (): RV => new UndefinedV();
+const none = (): RV => new NullV();
+
+const isArray = (v: RV): boolean => v.type === 'ArrayValue' || v.type === 'TupleValue';
+const isMapping = (v: RV): boolean =>
+  v.type === 'ObjectValue' || v.type === 'KeywordArgumentsValue';
+const isKwargs = (v: RV | undefined): boolean => v?.type === 'KeywordArgumentsValue';
+
+/** Error raised while rendering; the template layer adds file and template names. */
+export class JinjaRenderError extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Python str() / repr()
+
+/** Python's repr() of a float: shortest round-trip digits, scientific outside [1e-4, 1e16). */
+export function pyFloatRepr(x: number): string {
+  if (Number.isNaN(x)) return 'nan';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const abs = Math.abs(x);
+  if (abs >= 1e16 || abs < 1e-4) {
+    const [mant, exp] = x.toExponential().split('e') as [string, string];
+    const e = Number(exp);
+    return `${mant}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+  }
+  const s = String(x);
+  return s.includes('.') || s.includes('e') ? s : `${s}.0`;
+}
+
+/** Python's repr() of a str. */
+export function pyStrRepr(s: string): string {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = quote;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '\\') out += '\\\\';
+    else if (ch === quote) out += `\\${quote}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (c >= 0x80 && c < 0xa0) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (c === 0xad) out += '\\xad';
+    else if ((c >= 0x2028 && c <= 0x2029) || (c >= 0xd800 && c <= 0xdfff))
+      out += `\\u${c.toString(16).padStart(4, '0')}`;
+    else out += ch;
+  }
+  return out + quote;
+}
+
+export function pyRepr(v: RV): string {
+  switch (v.type) {
+    case 'StringValue':
+      return pyStrRepr(v.value as string);
+    case 'ArrayValue':
+      return `[${(v.value as RV[]).map(pyRepr).join(', ')}]`;
+    case 'TupleValue': {
+      const xs = v.value as RV[];
+      return xs.length === 1 ? `(${pyRepr(xs[0]!)},)` : `(${xs.map(pyRepr).join(', ')})`;
+    }
+    case 'ObjectValue':
+    case 'KeywordArgumentsValue':
+      return `{${[...(v.value as Map<string, RV>).entries()].map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`).join(', ')}}`;
+    case 'NamespaceValue':
+      return `<Namespace ${pyRepr(new ObjectV(v.value))}>`;
+    default:
+      return pyStr(v);
+  }
+}
+
+/** Python's str() of a runtime value, with Jinja2's Undefined printing as ''. */
+export function pyStr(v: RV): string {
+  switch (v.type) {
+    case 'StringValue':
+      return v.value as string;
+    case 'IntegerValue':
+      return String(v.value);
+    case 'FloatValue':
+      return pyFloatRepr(v.value as number);
+    case 'BooleanValue':
+      return v.value ? 'True' : 'False';
+    case 'NullValue':
+      return 'None';
+    case 'UndefinedValue':
+      return '';
+    case 'FunctionValue':
+      return '<function>';
+    default:
+      return pyRepr(v);
+  }
+}
+
+/** Python equality between runtime values (True == 1, lists and dicts compared deeply). */
+export function pyEquals(a: RV, b: RV): boolean {
+  const num = (v: RV): number | undefined =>
+    v.type === 'IntegerValue' || v.type === 'FloatValue'
+      ? (v.value as number)
+      : v.type === 'BooleanValue'
+        ? Number(v.value)
+        : undefined;
+  const na = num(a);
+  const nb = num(b);
+  if (na !== undefined && nb !== undefined) return na === nb;
+  if (isArray(a) && isArray(b)) {
+    const xs = a.value as RV[];
+    const ys = b.value as RV[];
+    return a.type === b.type && xs.length === ys.length && xs.every((x, i) => pyEquals(x, ys[i]!));
+  }
+  if (isMapping(a) && isMapping(b)) {
+    const xs = a.value as Map<string, RV>;
+    const ys = b.value as Map<string, RV>;
+    if (xs.size !== ys.size) return false;
+    for (const [k, x] of xs) if (!ys.has(k) || !pyEquals(x, ys.get(k)!)) return false;
+    return true;
+  }
+  if (a.type === 'UndefinedValue' || b.type === 'UndefinedValue') return a.type === b.type;
+  return a.type === b.type && a.value === b.value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python string and dict methods
+
+const PY_WS = /^[\s\u001c-\u001f\u0085]+|[\s\u001c-\u001f\u0085]+$/g;
+const isPyWs = (ch: string): boolean => /[\s\u001c-\u001f\u0085]/.test(ch);
+
+function stripChars(s: string, chars: RV | undefined, left: boolean, right: boolean): string {
+  if (chars === undefined || chars.type === 'NullValue') {
+    if (left && right) return s.replace(PY_WS, '');
+    let i = 0;
+    let j = s.length;
+    if (left) while (i < j && isPyWs(s[i]!)) i++;
+    if (right) while (j > i && isPyWs(s[j - 1]!)) j--;
+    return s.slice(i, j);
+  }
+  const set = new Set(chars.value as string);
+  let i = 0;
+  let j = s.length;
+  if (left) while (i < j && set.has(s[i]!)) i++;
+  if (right) while (j > i && set.has(s[j - 1]!)) j--;
+  return s.slice(i, j);
+}
+
+function pySplit(s: string, sep: RV | undefined, maxsplit: number): string[] {
+  if (sep === undefined || sep.type === 'NullValue') {
+    const out: string[] = [];
+    let i = 0;
+    while (i < s.length) {
+      while (i < s.length && isPyWs(s[i]!)) i++;
+      if (i >= s.length) break;
+      if (maxsplit >= 0 && out.length >= maxsplit) {
+        out.push(stripChars(s.slice(i), undefined, false, true));
+        break;
+      }
+      let j = i;
+      while (j < s.length && !isPyWs(s[j]!)) j++;
+      out.push(s.slice(i, j));
+      i = j;
+    }
+    return out;
+  }
+  const d = sep.value as string;
+  if (d === '') throw new JinjaRenderError('ValueError: empty separator');
+  const parts = s.split(d);
+  if (maxsplit >= 0 && parts.length > maxsplit + 1) {
+    return [...parts.slice(0, maxsplit), parts.slice(maxsplit).join(d)];
+  }
+  return parts;
+}
+
+function positional(args: RV[]): RV[] {
+  return isKwargs(args[args.length - 1]) ? args.slice(0, -1) : args;
+}
+
+function stringMethod(s: string, name: string): RV | undefined {
+  const m = (f: (a: RV[]) => RV): RV => fn((args) => f(positional(args)));
+  switch (name) {
+    case 'strip':
+      return m((a) => str(stripChars(s, a[0], true, true)));
+    case 'lstrip':
+      return m((a) => str(stripChars(s, a[0], true, false)));
+    case 'rstrip':
+      return m((a) => str(stripChars(s, a[0], false, true)));
+    case 'split':
+      return m((a) => arr(pySplit(s, a[0], a[1] ? (a[1].value as number) : -1).map(str)));
+    case 'lower':
+      return m(() => str(s.toLowerCase()));
+    case 'upper':
+      return m(() => str(s.toUpperCase()));
+    case 'replace':
+      return m((a) => {
+        const from = a[0]!.value as string;
+        const to = a[1]!.value as string;
+        const count = a[2] ? (a[2].value as number) : -1;
+        if (count < 0) return str(s.split(from).join(to));
+        const parts = s.split(from);
+        return str(
+          parts.slice(0, count + 1).join(to) +
+            (parts.length > count + 1 ? from + parts.slice(count + 1).join(from) : ''),
+        );
+      });
+    case 'startswith':
+    case 'endswith':
+      return m((a) => {
+        const p = a[0]!;
+        const pats = isArray(p)
+          ? (p.value as RV[]).map((x) => x.value as string)
+          : [p.value as string];
+        return bool(pats.some((x) => (name === 'startswith' ? s.startsWith(x) : s.endsWith(x))));
+      });
+    case 'find':
+      return m((a) => int(s.indexOf(a[0]!.value as string)));
+    case 'count':
+      return m((a) => {
+        const sub = a[0]!.value as string;
+        return int(sub === '' ? [...s].length + 1 : s.split(sub).length - 1);
+      });
+    case 'join':
+      return m((a) => str((a[0]!.value as RV[]).map(pyStr).join(s)));
+    case 'capitalize':
+      return m(() => str(s.slice(0, 1).toUpperCase() + s.slice(1).toLowerCase()));
+    case 'title':
+      return m(() =>
+        str(s.toLowerCase().replace(/(^|[^a-zA-Z])([a-z])/g, (_, p, c) => p + c.toUpperCase())),
+      );
+    case 'isdigit':
+      return m(() => bool(s.length > 0 && /^\p{Nd}+$/u.test(s)));
+    case 'isalpha':
+      return m(() => bool(s.length > 0 && /^\p{L}+$/u.test(s)));
+    case 'isupper':
+      return m(() => bool(/\p{L}/u.test(s) && s === s.toUpperCase()));
+    case 'islower':
+      return m(() => bool(/\p{L}/u.test(s) && s === s.toLowerCase()));
+    default:
+      return undefined;
+  }
+}
+
+function dictMethod(d: Map<string, RV>, name: string): RV | undefined {
+  switch (name) {
+    case 'keys':
+      return fn(() => arr([...d.keys()].map(str)));
+    case 'values':
+      return fn(() => arr([...d.values()]));
+    case 'items':
+      return fn(() => arr([...d.entries()].map(([k, v]) => arr([str(k), v]))));
+    case 'get':
+      return fn((args) => {
+        const [k, dflt] = positional(args);
+        return d.get(pyStr(k!)) ?? dflt ?? none();
+      });
+    case 'update':
+      return fn((args) => {
+        for (const a of args) {
+          if (isMapping(a)) for (const [k, v] of a.value as Map<string, RV>) d.set(k, v);
+          else
+            throw new JinjaRenderError(`TypeError: dict.update() expects a mapping, got ${a.type}`);
+        }
+        return none();
+      });
+    case 'pop':
+      return fn((args) => {
+        const [k, dflt] = positional(args);
+        const key = pyStr(k!);
+        const v = d.get(key);
+        if (v === undefined) {
+          if (dflt) return dflt;
+          throw new JinjaRenderError(`KeyError: ${pyStrRepr(key)}`);
+        }
+        d.delete(key);
+        return v;
+      });
+    default:
+      return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters that PromptSource templates rely on
+
+function truncate(s: string, length = 255, killwords = false, end = '...', leeway = 5): string {
+  if (s.length <= length + leeway) return s;
+  if (killwords) return s.slice(0, length - end.length) + end;
+  const head = s.slice(0, length - end.length);
+  const cut = head.lastIndexOf(' ');
+  return (cut >= 0 ? head.slice(0, cut) : head) + end;
+}
+
+function mostFrequent(items: RV[]): RV {
+  if (items.length === 0) return none();
+  const counts: { item: RV; n: number }[] = [];
+  for (const it of items) {
+    const hit = counts.find((c) => pyEquals(c.item, it));
+    if (hit) hit.n++;
+    else counts.push({ item: it, n: 1 });
+  }
+  // Counter.most_common orders by count, stable for ties (first seen first).
+  const top = Math.max(...counts.map((c) => c.n));
+  return arr(counts.filter((c) => c.n === top).map((c) => c.item));
+}
+
+function asSequence(v: RV, filter: string): RV[] {
+  if (isArray(v)) return v.value as RV[];
+  if (v.type === 'StringValue') return [...(v.value as string)].map(str);
+  if (isMapping(v)) return [...(v.value as Map<string, RV>).keys()].map(str);
+  if (v.type === 'UndefinedValue') return [];
+  throw new JinjaRenderError(`TypeError: '${v.type}' is not iterable (filter ${filter})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interpreter
+
+export interface RenderState {
+  /** RNG behind `choice` and `random`; Python-compatible so renders match Jinja2 for a seed. */
+  rng: PyRandom;
+}
+
+interface Node {
+  type: string;
+  value?: unknown;
+  [k: string]: unknown;
+}
+
+type BaseMethod = (this: unknown, ...args: unknown[]) => RV;
+const baseProto = Interpreter.prototype as unknown as Record<string, BaseMethod>;
+
+class PyInterpreter extends (Interpreter as unknown as new (
+  env: unknown,
+) => {
+  evaluate(node: unknown, env: unknown): RV;
+  evaluateArguments(args: unknown[], env: unknown): [RV[], Map<string, RV>];
+}) {
+  readonly #state: RenderState;
+
+  constructor(env: unknown, state: RenderState) {
+    super(env);
+    this.#state = state;
+  }
+
+  /** Calls the library's implementation of a method this class overrides. */
+  #base(name: string, ...args: unknown[]): RV {
+    return baseProto[name]!.call(this, ...args);
+  }
+
+  evaluateBlock(statements: unknown[], environment: unknown): RV {
+    let out = '';
+    for (const s of statements) {
+      const v = this.evaluate(s, environment);
+      if (v.type !== 'NullValue' && v.type !== 'UndefinedValue') out += pyStr(v);
+      else if (v.type === 'NullValue' && (s as Node).type !== 'Set' && isExpression(s as Node))
+        out += 'None';
+    }
+    return str(out);
+  }
+
+  evaluateBinaryExpression(node: Node, environment: unknown): RV {
+    const op = (node.operator as Node).value as string;
+    if (op === '==' || op === '!=') {
+      const l = this.evaluate(node.left, environment);
+      const r = this.evaluate(node.right, environment);
+      const eq = pyEquals(l, r);
+      return bool(op === '==' ? eq : !eq);
+    }
+    if (op === 'in' || op === 'not in') {
+      const l = this.evaluate(node.left, environment);
+      const r = this.evaluate(node.right, environment);
+      let found: boolean;
+      if (r.type === 'StringValue') found = (r.value as string).includes(pyStr(l));
+      else if (isMapping(r)) found = (r.value as Map<string, RV>).has(pyStr(l));
+      else if (isArray(r)) found = (r.value as RV[]).some((x) => pyEquals(x, l));
+      else if (r.type === 'UndefinedValue') found = false;
+      else throw new JinjaRenderError(`TypeError: argument of type '${r.type}' is not iterable`);
+      return bool(op === 'in' ? found : !found);
+    }
+    return this.#base('evaluateBinaryExpression', node, environment);
+  }
+
+  evaluateMemberExpression(expr: Node, environment: unknown): RV {
+    const object = this.evaluate(expr.object, environment);
+    const prop = expr.property as Node;
+    if (!expr.computed && prop.type === 'Identifier') {
+      const name = prop.value as string;
+      if (object.type === 'StringValue') {
+        const m = stringMethod(object.value as string, name);
+        if (m) return m;
+      } else if (isMapping(object)) {
+        const d = object.value as Map<string, RV>;
+        if (d.has(name)) return d.get(name)!;
+        const m = dictMethod(d, name);
+        if (m) return m;
+        return undef();
+      }
+    }
+    if (object.type === 'NullValue' || (object.type === 'BooleanValue' && expr.computed)) {
+      return undef();
+    }
+    if (object.type === 'UndefinedValue') {
+      const what =
+        prop.type === 'Identifier' || prop.type === 'StringLiteral' ? String(prop.value) : 'item';
+      throw new JinjaRenderError(
+        `UndefinedError: undefined value has no attribute or item '${what}'`,
+      );
+    }
+    if (expr.computed && isArray(object) && prop.type !== 'SliceExpression') {
+      const key = this.evaluate(prop, environment);
+      if (key.type === 'BooleanValue')
+        return (object.value as RV[]).at(key.value ? 1 : 0) ?? undef();
+    }
+    return this.#base('evaluateMemberExpression', expr, environment);
+  }
+
+  applyFilter(operand: RV, filterNode: Node, environment: unknown): RV {
+    const isCall = filterNode.type === 'CallExpression';
+    const name = (isCall ? (filterNode.callee as Node).value : filterNode.value) as string;
+    const [args, kwargs] = isCall
+      ? this.evaluateArguments(filterNode.args as unknown[], environment)
+      : [[] as RV[], new Map<string, RV>()];
+    const arg = (i: number, key: string): RV | undefined => args[i] ?? kwargs.get(key);
+    switch (name) {
+      case 'string':
+        return str(pyStr(operand));
+      case 'truncate': {
+        const len = arg(0, 'length');
+        const kill = arg(1, 'killwords');
+        const end = arg(2, 'end');
+        const lee = arg(3, 'leeway');
+        return str(
+          truncate(
+            pyStr(operand),
+            len ? (len.value as number) : 255,
+            kill ? Boolean(kill.value) : false,
+            end ? pyStr(end) : '...',
+            lee ? (lee.value as number) : 5,
+          ),
+        );
+      }
+      case 'choice':
+      case 'random': {
+        const seq = asSequence(operand, name);
+        if (seq.length === 0) {
+          if (name === 'random')
+            throw new JinjaRenderError('UndefinedError: No random item, sequence was empty.');
+          throw new JinjaRenderError('IndexError: Cannot choose from an empty sequence');
+        }
+        return seq[this.#state.rng.randbelow(seq.length)]!;
+      }
+      case 'most_frequent':
+        return mostFrequent(asSequence(operand, name));
+      case 'join': {
+        const sep = arg(0, 'd');
+        return str(
+          asSequence(operand, name)
+            .map(pyStr)
+            .join(sep ? pyStr(sep) : ''),
+        );
+      }
+      case 'list':
+        return arr(asSequence(operand, name));
+      case 'length':
+      case 'count':
+        if (operand.type === 'StringValue') return int([...(operand.value as string)].length);
+        return int(asSequence(operand, name).length);
+      case 'lower':
+        return str(pyStr(operand).toLowerCase());
+      case 'upper':
+        return str(pyStr(operand).toUpperCase());
+      case 'unique': {
+        const out: RV[] = [];
+        for (const x of asSequence(operand, name))
+          if (!out.some((y) => pyEquals(x, y))) out.push(x);
+        return arr(out);
+      }
+      default:
+        return this.#base('applyFilter', operand, filterNode, environment);
+    }
+  }
+}
+
+const EXPRESSION_TYPES = new Set([
+  'Identifier',
+  'MemberExpression',
+  'CallExpression',
+  'FilterExpression',
+  'BinaryExpression',
+  'UnaryExpression',
+  'Ternary',
+  'TestExpression',
+  'SelectExpression',
+  'NullLiteral',
+]);
+function isExpression(node: Node): boolean {
+  return EXPRESSION_TYPES.has(node.type);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled templates
+
+export interface JinjaOptions {
+  /** Jinja2 `trim_blocks` (HF chat templates: true; PromptSource: false). */
+  trimBlocks?: boolean;
+  /** Jinja2 `lstrip_blocks` (HF chat templates: true; PromptSource: false). */
+  lstripBlocks?: boolean;
+  /** Extra global callables, e.g. HF's raise_exception and strftime_now. */
+  globals?: Record<string, (...args: unknown[]) => unknown>;
+}
+
+/** Globals every environment gets: Python's zip, plus what the library already defines. */
+function pyZip(args: RV[]): RV {
+  const seqs = positional(args).map((a) => asSequence(a, 'zip'));
+  const n = seqs.length === 0 ? 0 : Math.min(...seqs.map((s) => s.length));
+  const TupleV = tupleCtor();
+  return arr(Array.from({ length: n }, (_, i) => new TupleV(seqs.map((s) => s[i]!))));
+}
+
+let tupleCtorCache: Ctor | undefined;
+function tupleCtor(): Ctor {
+  if (!tupleCtorCache) {
+    const env = new Environment();
+    const v = new Interpreter(env).evaluate(
+      { type: 'TupleLiteral', value: [] } as unknown as Parameters<Interpreter['evaluate']>[0],
+      env,
+    ) as unknown as { constructor: Ctor };
+    tupleCtorCache = v.constructor;
+  }
+  return tupleCtorCache;
+}
+
+export class JinjaTemplate {
+  readonly source: string;
+  readonly #program: unknown;
+  readonly #globals: Record<string, (...args: unknown[]) => unknown>;
+
+  /** @throws SyntaxError (from the parser) when the source does not parse. */
+  constructor(source: string, opts: JinjaOptions = {}) {
+    this.source = source;
+    const tokens = tokenize(source, {
+      trim_blocks: opts.trimBlocks ?? false,
+      lstrip_blocks: opts.lstripBlocks ?? false,
+    });
+    this.#program = parse(tokens);
+    this.#globals = opts.globals ?? {};
+  }
+
+  /**
+   * Renders with `context` (plain JSON-like values; functions become callables).
+   * @throws JinjaRenderError or Error from the interpreter on a failing expression.
+   */
+  render(context: Record<string, unknown>, state: RenderState = { rng: new PyRandom(0) }): string {
+    const env = new Environment();
+    const globals: Record<string, unknown> = {
+      false: false,
+      true: true,
+      none: null,
+      False: false,
+      True: true,
+      None: null,
+    };
+    for (const [k, v] of Object.entries(globals)) env.set(k, v);
+    (env as unknown as { variables: Map<string, RV> }).variables.set('zip', fn(pyZip));
+    (env as unknown as { variables: Map<string, RV> }).variables.set(
+      'range',
+      fn((args) => {
+        const a = positional(args).map((x) => x.value as number);
+        const [start, stop, step] = a.length === 1 ? [0, a[0]!, 1] : [a[0]!, a[1]!, a[2] ?? 1];
+        if (step === 0) throw new JinjaRenderError('ValueError: range() arg 3 must not be zero');
+        const out: RV[] = [];
+        for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(int(i));
+        return arr(out);
+      }),
+    );
+    for (const [k, f] of Object.entries(this.#globals)) env.set(k, f);
+    for (const [k, v] of Object.entries(context)) {
+      if (v instanceof JinjaValue)
+        (env as unknown as { variables: Map<string, RV> }).variables.set(k, v.rv);
+      else env.set(k, v);
+    }
+    const interp = new PyInterpreter(env, state);
+    const out = interp.evaluate(this.#program, env);
+    return out.value as string;
+  }
+}
+
+/** Wraps a runtime value built by `toRuntime` so render() passes it through unchanged. */
+export class JinjaValue {
+  constructor(readonly rv: RV) {}
+}
+
+/** Converts a JS value (from JSON) to a runtime value, keeping integer vs float as Python does. */
+export function toRuntime(v: unknown, floats?: ReadonlySet<string>, path = ''): RV {
+  if (v === null) return none();
+  if (v === undefined) return undef();
+  if (typeof v === 'string') return str(v);
+  if (typeof v === 'boolean') return bool(v);
+  if (typeof v === 'number')
+    return Number.isInteger(v) && !floats?.has(path) ? int(v) : new FloatV(v);
+  if (Array.isArray(v)) return arr(v.map((x, i) => toRuntime(x, floats, `${path}[${i}]`)));
+  if (typeof v === 'object') {
+    const m = new Map<string, RV>();
+    for (const [k, x] of Object.entries(v as Record<string, unknown>))
+      m.set(k, toRuntime(x, floats, path ? `${path}.${k}` : k));
+    return new ObjectV(m);
+  }
+  throw new JinjaRenderError(`cannot pass a ${typeof v} to a template`);
+}
