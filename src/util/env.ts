@@ -33,4 +33,9 @@ export const env = {
   get plainOutput(): boolean {
     return flag('NO_COLOR') || flag('CI') || !process.stderr.isTTY;
   },
+  /** Reads a variable the user named in a config (e.g. the one holding an API key). */
+  named(name: string): string | undefined {
+    const v = process.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  },
 } as const;
