@@ -32,11 +32,9 @@ function stem(tok: string): string {
  * characters outside [a-z0-9] become separators, then optional stemming of tokens > 3 chars.
  */
 export function rougeTokenize(text: string, opts: RougeOptions = {}): string[] {
-  const parts = text.toLowerCase().split(/[^a-z0-9]+/);
   const out: string[] = [];
-  for (const p of parts) {
-    if (p === '') continue;
-    out.push(opts.stemmer && p.length > 3 ? stem(p) : p);
+  for (const p of text.toLowerCase().split(/[^a-z0-9]+/)) {
+    if (p !== '') out.push(opts.stemmer && p.length > 3 ? stem(p) : p);
   }
   return out;
 }
@@ -147,8 +145,22 @@ export interface RougeLIndexOptions extends RougeOptions {
   threshold?: number;
 }
 
+/** Entry lengths are bucketed up to this; longer entries share the last bucket. */
+const LEN_BUCKETS = 512;
+
+interface Query {
+  toks: Int32Array;
+  words: number;
+  /** Per token id, the bit mask of its positions in the query (built on first use). */
+  masks: Map<number, Uint32Array> | undefined;
+  counts: Map<number, number>;
+}
+
 /**
  * A growing pool of texts for near-duplicate checks with exactly rouge_score's decisions.
+ * F = 2·LCS / (|query| + |entry|), and LCS <= the token-multiset intersection I, which gives
+ * three exact filters for `exceeds`: an entry-length window, prefix filtering (an entry reaching
+ * the required overlap must share one of the query's rarest tokens), and the bound F(I).
  * @example
  * const idx = new RougeLIndex({ threshold: 0.7 });
  * for (const s of seeds) idx.add(s);
@@ -159,8 +171,15 @@ export class RougeLIndex {
   readonly #stemmer: boolean;
   readonly #ids = new Map<string, number>();
   readonly #entries: Int32Array[] = [];
-  /** token id → flat [entry, count, entry, count, ...] of entries containing it. */
+  /** Per entry: distinct token ids and their counts, interleaved. */
+  readonly #bags: Int32Array[] = [];
+  /** token id → entries containing it, in insertion order. */
   readonly #postings: number[][] = [];
+  /** (token id, entry length) → entries, for length-aware prefix filtering. */
+  readonly #byLength = new Map<number, number[]>();
+  #stamp = new Int32Array(1024);
+  #acc = new Int32Array(1024);
+  #epoch = 0;
 
   constructor(opts: RougeLIndexOptions = {}) {
     this.threshold = opts.threshold ?? 0.7;
@@ -195,61 +214,112 @@ export class RougeLIndex {
     this.#entries.push(toks);
     const counts = new Map<number, number>();
     for (const t of toks) counts.set(t, (counts.get(t) ?? 0) + 1);
-    for (const [t, c] of counts) this.#postings[t]!.push(idx, c);
+    const bag = new Int32Array(counts.size * 2);
+    let k = 0;
+    const lenKey = Math.min(toks.length, LEN_BUCKETS - 1);
+    for (const [t, c] of counts) {
+      bag[k++] = t;
+      bag[k++] = c;
+      this.#postings[t]!.push(idx);
+      const key = t * LEN_BUCKETS + lenKey;
+      let list = this.#byLength.get(key);
+      if (!list) {
+        list = [];
+        this.#byLength.set(key, list);
+      }
+      list.push(idx);
+    }
+    this.#bags.push(bag);
+    if (idx >= this.#stamp.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.#stamp = grow(this.#stamp);
+      this.#acc = grow(this.#acc);
+    }
     return idx;
   }
 
-  /** Query tokens, per-token masks over them, and the multiset intersection with each entry. */
-  #prepare(query: string) {
-    const q = this.#intern(query, false);
-    const words = Math.max(1, Math.ceil(q.length / 32));
-    const masks = new Map<number, Uint32Array>();
-    const qCounts = new Map<number, number>();
-    q.forEach((t, i) => {
-      let m = masks.get(t);
-      if (!m) {
-        m = new Uint32Array(words);
-        masks.set(t, m);
-      }
-      m[i >>> 5]! |= 1 << (i & 31);
-      qCounts.set(t, (qCounts.get(t) ?? 0) + 1);
-    });
-    const inter = new Map<number, number>();
-    for (const [t, qc] of qCounts) {
-      if (t < 0) continue;
-      const post = this.#postings[t]!;
-      for (let k = 0; k < post.length; k += 2) {
-        const e = post[k]!;
-        inter.set(e, (inter.get(e) ?? 0) + Math.min(qc, post[k + 1]!));
-      }
+  #query(text: string): Query {
+    const toks = this.#intern(text, false);
+    const words = Math.max(1, Math.ceil(toks.length / 32));
+    const counts = new Map<number, number>();
+    for (const t of toks) counts.set(t, (counts.get(t) ?? 0) + 1);
+    return { toks, words, masks: undefined, counts };
+  }
+
+  /** Multiset intersection of the query with entry e. */
+  #overlap(q: Query, e: number): number {
+    const bag = this.#bags[e]!;
+    let inter = 0;
+    for (let k = 0; k < bag.length; k += 2) {
+      const qc = q.counts.get(bag[k]!);
+      if (qc !== undefined) inter += Math.min(qc, bag[k + 1]!);
     }
-    return { q, words, masks, inter };
+    return inter;
+  }
+
+  #exactF(q: Query, e: number, v: Uint32Array): number {
+    if (!q.masks) {
+      const masks = new Map<number, Uint32Array>();
+      q.toks.forEach((t, i) => {
+        let m = masks.get(t);
+        if (!m) {
+          m = new Uint32Array(q.words);
+          masks.set(t, m);
+        }
+        m[i >>> 5]! |= 1 << (i & 31);
+      });
+      q.masks = masks;
+    }
+    const p = this.#entries[e]!;
+    return scoreFromLcs(
+      lcsBitParallel(q.masks, q.words, q.toks.length, p, v),
+      q.toks.length,
+      p.length,
+    ).fmeasure;
   }
 
   /** Query as target, each entry as prediction; exact max, first index on ties, tie count. */
   best(query: string): BestMatch {
     const n = this.#entries.length;
     if (n === 0) return { score: 0, index: -1, nAtMax: 0 };
-    const { q, words, masks, inter } = this.#prepare(query);
-    if (q.length === 0 || inter.size === 0) return { score: 0, index: 0, nAtMax: n };
-    // Visit entries by decreasing upper bound; stop once the bound drops below the best score.
-    const cands = [...inter].map(([e, i]) => ({
-      e,
-      bound: scoreFromLcs(i, q.length, this.#entries[e]!.length).fmeasure,
-    }));
-    cands.sort((x, y) => y.bound - x.bound || x.e - y.e);
-    const v = new Uint32Array(words);
+    const q = this.#query(query);
+    const nq = q.toks.length;
+    if (nq === 0) return { score: 0, index: 0, nAtMax: n };
+    // Every entry sharing a token, with its intersection accumulated in a stamped array.
+    const epoch = ++this.#epoch;
+    const touched: number[] = [];
+    for (const [t, qc] of q.counts) {
+      if (t < 0) continue;
+      for (const e of this.#postings[t]!) {
+        if (this.#stamp[e] !== epoch) {
+          this.#stamp[e] = epoch;
+          this.#acc[e] = 0;
+          touched.push(e);
+        }
+        const bag = this.#bags[e]!;
+        for (let k = 0; k < bag.length; k += 2) {
+          if (bag[k] === t) {
+            this.#acc[e]! += Math.min(qc, bag[k + 1]!);
+            break;
+          }
+        }
+      }
+    }
+    if (touched.length === 0) return { score: 0, index: 0, nAtMax: n };
+    // Visit entries by decreasing bound; stop once the bound drops below the best score.
+    const bound = (e: number) => scoreFromLcs(this.#acc[e]!, nq, this.#entries[e]!.length).fmeasure;
+    const cands = touched.map((e) => ({ e, b: bound(e) })).sort((x, y) => y.b - x.b || x.e - y.e);
+    const v = new Uint32Array(q.words);
     let score = 0;
     let index = -1;
     let nAtMax = 0;
     for (const c of cands) {
-      if (index >= 0 && c.bound < score) break;
-      const p = this.#entries[c.e]!;
-      const f = scoreFromLcs(
-        lcsBitParallel(masks, words, q.length, p, v),
-        q.length,
-        p.length,
-      ).fmeasure;
+      if (index >= 0 && c.b < score) break;
+      const f = this.#exactF(q, c.e, v);
       if (index < 0 || f > score) {
         score = f;
         index = c.e;
@@ -266,20 +336,41 @@ export class RougeLIndex {
   /** True when some pool entry's F-measure is strictly above the threshold. */
   exceeds(query: string): boolean {
     if (this.#entries.length === 0) return false;
-    const { q, words, masks, inter } = this.#prepare(query);
-    if (q.length === 0) return false;
-    const v = new Uint32Array(words);
-    for (const [e, i] of inter) {
-      const p = this.#entries[e]!;
-      // F grows with the LCS, and the LCS is at most the multiset intersection: when even that
-      // bound is not above the threshold, this entry cannot be.
-      if (scoreFromLcs(i, q.length, p.length).fmeasure <= this.threshold) continue;
-      const f = scoreFromLcs(
-        lcsBitParallel(masks, words, q.length, p, v),
-        q.length,
-        p.length,
-      ).fmeasure;
-      if (f > this.threshold) return true;
+    const t = this.threshold;
+    const q = this.#query(query);
+    const nq = q.toks.length;
+    if (nq === 0) return false;
+    // F > t needs 2·|P| / (nq + |P|) > t and 2·nq / (nq + |P|) > t: a window on entry lengths
+    // (widened by one each side, so float rounding can only make it looser).
+    const minP = Math.max(1, Math.floor((t * nq) / (2 - t)));
+    const maxP = t > 0 ? Math.ceil((nq * (2 - t)) / t) : Number.POSITIVE_INFINITY;
+    const df = (tok: number) => (tok < 0 ? 0 : this.#postings[tok]!.length);
+    const order = Array.from(q.toks).sort((a, b) => df(a) - df(b) || a - b);
+    const epoch = ++this.#epoch;
+    const v = new Uint32Array(q.words);
+    // For entries of length L, F > t needs an intersection I > t·(nq + L) / 2, so a qualifying
+    // entry shares one of the first nq − need + 1 query tokens ordered rarest first (prefix
+    // filtering; `need` is rounded down, which only widens the prefix).
+    const top = Math.min(maxP, LEN_BUCKETS - 1);
+    for (let len = minP; len <= top; len++) {
+      const need = Math.max(1, Math.floor((t * (nq + (len === LEN_BUCKETS - 1 ? minP : len))) / 2));
+      const k = nq - need + 1;
+      if (k <= 0) continue;
+      for (let i = 0; i < k; i++) {
+        const tok = order[i]!;
+        if (tok < 0 || (i > 0 && order[i - 1] === tok)) continue;
+        const list = this.#byLength.get(tok * LEN_BUCKETS + len);
+        if (!list) continue;
+        for (const e of list) {
+          if (this.#stamp[e] === epoch) continue;
+          this.#stamp[e] = epoch;
+          const plen = this.#entries[e]!.length;
+          if (plen < minP || plen > maxP) continue;
+          // F grows with the LCS, and LCS <= I: when F(I) is not above t, neither is F(LCS).
+          if (scoreFromLcs(this.#overlap(q, e), nq, plen).fmeasure <= t) continue;
+          if (this.#exactF(q, e, v) > t) return true;
+        }
+      }
     }
     return false;
   }
