@@ -2,6 +2,8 @@
 // (instructkit/data, instructkit/engine, ...).
 export * as data from './data/index.ts';
 export * as engine from './engine/index.ts';
+export * as evaluation from './eval/index.ts';
 export * as models from './models/index.ts';
+export * as synth from './synth/index.ts';
 export * from './util/errors.ts';
 export { Rng } from './util/rng.ts';

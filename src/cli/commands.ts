@@ -2,6 +2,7 @@
 // Command files only parse flags and call one library function.
 import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
+import { registerSynthCommands } from './synth.ts';
 
 export function buildProgram(): Command {
   const program = new Command('instructkit')
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
   const synth = program
     .command('synth')
     .description('Synthesise instruction data with an LLM (Self-Instruct, Alpaca)');
-  void synth;
+  registerSynthCommands(synth);
 
   return program;
 }
