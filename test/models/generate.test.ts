@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { tensor } from '../../src/engine/runtime.ts';
+import { parseHfConfig } from '../../src/models/config.ts';
+import { generate } from '../../src/models/generate.ts';
+import { CausalLM } from '../../src/models/lm.ts';
+import { argmax, sampleToken } from '../../src/models/sampling.ts';
+import { Rng } from '../../src/util/rng.ts';
+
+function tinySpec(extra: Record<string, unknown> = {}) {
+  return parseHfConfig({
+    model_type: 'llama',
+    vocab_size: 61,
+    hidden_size: 32,
+    intermediate_size: 48,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 64,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    initializer_range: 0.3,
+    ...extra,
+  });
+}
+
+/** Last-position logits of the whole sequence, recomputed without a cache. */
+async function fullLogits(lm: CausalLM, seq: number[]): Promise<Float32Array> {
+  const s = await lm.decodeSession();
+  const S = seq.length;
+  const past: Record<string, ReturnType<typeof tensor>> = {};
+  for (let l = 0; l < lm.spec.numLayers; l++) {
+    past[`past.${l}.key`] = tensor(
+      'float32',
+      [1, lm.spec.numKvHeads, 0, lm.spec.headDim],
+      new Float32Array(0),
+    );
+    past[`past.${l}.value`] = tensor(
+      'float32',
+      [1, lm.spec.numKvHeads, 0, lm.spec.headDim],
+      new Float32Array(0),
+    );
+  }
+  const bias = new Float32Array(S * S);
+  for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) bias[i * S + j] = j <= i ? 0 : -1e9;
+  const out = await s.run({
+    ...lm.weightFeeds(),
+    ...past,
+    input_ids: tensor('int64', [1, S], BigInt64Array.from(seq.map(BigInt))),
+    position_ids: tensor('int64', [1, S], BigInt64Array.from(seq.map((_, i) => BigInt(i)))),
+    attn_bias: tensor('float32', [1, 1, S, S], bias),
+  });
+  return out.logits!.data as Float32Array;
+}
+
+const prompts = [[5, 9, 2], [7, 1, 1, 4, 8, 30, 2], [12], [40, 41, 42, 43]];
+
+for (const family of ['llama', 'qwen2'] as const) {
+  test(`${family}: KV-cache decoding equals full recomputation, step by step`, async () => {
+    const lm = CausalLM.random(tinySpec({ model_type: family }), 1);
+    const [r] = await generate(lm, [prompts[1]!], { max_new_tokens: 10, stop_token_ids: [] });
+    const seq = [...prompts[1]!];
+    for (const t of r!.tokens) {
+      const logits = await fullLogits(lm, seq);
+      assert.equal(argmax(logits), t);
+      seq.push(t);
+    }
+    assert.equal(r!.tokens.length, 10);
+    assert.equal(r!.finishReason, 'length');
+  });
+}
+
+test('batched greedy equals unbatched greedy token for token (left padding)', async () => {
+  const lm = CausalLM.random(tinySpec(), 2);
+  const batched = await generate(lm, prompts, { max_new_tokens: 12, stop_token_ids: [] });
+  for (let i = 0; i < prompts.length; i++) {
+    const [single] = await generate(lm, [prompts[i]!], { max_new_tokens: 12, stop_token_ids: [] });
+    assert.deepEqual(batched[i]!.tokens, single!.tokens, `prompt ${i}`);
+    for (let k = 0; k < single!.logprobs.length; k++)
+      assert.ok(Math.abs(batched[i]!.logprobs[k]! - single!.logprobs[k]!) < 1e-4);
+  }
+});
+
+test('rows stop independently on stop tokens; sampling is deterministic for a seed', async () => {
+  const lm = CausalLM.random(tinySpec(), 3);
+  const free = await generate(lm, prompts, { max_new_tokens: 8, stop_token_ids: [] });
+  const stopAt = free[0]!.tokens[2]!;
+  const cut = await generate(lm, prompts, { max_new_tokens: 8, stop_token_ids: [stopAt] });
+  assert.deepEqual(cut[0]!.tokens, free[0]!.tokens.slice(0, free[0]!.tokens.indexOf(stopAt)));
+  assert.equal(cut[0]!.finishReason, 'stop');
+  const a = await generate(lm, prompts, {
+    max_new_tokens: 8,
+    temperature: 1,
+    top_p: 0.9,
+    seed: 5,
+    stop_token_ids: [],
+  });
+  const b = await generate(lm, prompts, {
+    max_new_tokens: 8,
+    temperature: 1,
+    top_p: 0.9,
+    seed: 5,
+    stop_token_ids: [],
+  });
+  assert.deepEqual(
+    a.map((x) => x.tokens),
+    b.map((x) => x.tokens),
+  );
+});
+
+test('sampling controls on hand-made logits', () => {
+  const rng = new Rng(1);
+  const logits = () => Float32Array.from([1, 3, 2, -1]);
+  assert.equal(sampleToken(logits(), {}, rng), 1);
+  // Repetition penalty 4 on token 1: 3/4 = 0.75 < 1 and < 2, so token 2 wins.
+  assert.equal(sampleToken(logits(), { repetition_penalty: 4 }, rng, [1]), 2);
+  // Negative logits are multiplied: -1 * 4 = -4.
+  const l = logits();
+  sampleToken(l, { repetition_penalty: 4 }, rng, [3]);
+  assert.equal(l[3], -4);
+  // top_k = 1 is greedy whatever the temperature.
+  for (let i = 0; i < 20; i++)
+    assert.equal(sampleToken(logits(), { temperature: 5, top_k: 1 }, rng), 1);
+  // top_p small keeps only the most likely token.
+  for (let i = 0; i < 20; i++)
+    assert.equal(sampleToken(logits(), { temperature: 1, top_p: 0.1 }, rng), 1);
+  // With temperature, frequencies follow softmax(logits / T).
+  const counts = [0, 0, 0, 0];
+  for (let i = 0; i < 20000; i++) counts[sampleToken(logits(), { temperature: 1 }, rng)]!++;
+  const z = [1, 3, 2, -1].map(Math.exp);
+  const tot = z.reduce((a, b) => a + b);
+  for (const [i, c] of counts.entries()) {
+    assert.ok(
+      Math.abs(c / 20000 - z[i]! / tot) < 0.015,
+      `token ${i}: ${c / 20000} vs ${z[i]! / tot}`,
+    );
+  }
+});
