@@ -1,0 +1,154 @@
+// Turns training records into token ids with a loss mask: prompt/completion pairs, Alpaca
+// instruction records, task examples, chat conversations (through the model's chat template,
+// loss on assistant turns and their end-of-turn marker) and plain text ({text} records or .txt
+// lines, loss on everything). Bad records name the file, line and field.
+import { readFileSync } from 'node:fs';
+import { instructionToPromptCompletion } from '../data/convert.ts';
+import { formatOf } from '../data/io.ts';
+import { readJsonArray } from '../data/json-array.ts';
+import { readParquetRows } from '../data/parquet.ts';
+import {
+  ChatRecord,
+  InstructionRecord,
+  PromptCompletionRecord,
+  TaskExample,
+} from '../data/records.ts';
+import { renderChatTemplate } from '../data/templates/chat.ts';
+import type { Tokenizer } from '../models/tokenizer.ts';
+import { DataError, TrainingError } from '../util/errors.ts';
+import { readJsonl } from '../util/jsonl.ts';
+import { type TokenizedExample, type TokenizeOptions, tokenizePair, tokenizeText } from './data.ts';
+
+/** A file path, or records in memory. */
+export type ExampleSource = string | readonly Record<string, unknown>[];
+
+function chatExample(
+  tok: Tokenizer,
+  template: string,
+  r: ChatRecord,
+  where: string,
+  completionOnly: boolean,
+): TokenizedExample {
+  const rendered = renderChatTemplate(template, r.messages, {
+    bosToken: tok.bos?.token ?? null,
+    eosToken: tok.eos?.token ?? null,
+  });
+  const ids: number[] = [];
+  const mask: number[] = [];
+  const push = (text: string, inLoss: boolean) => {
+    if (text === '') return;
+    for (const id of tok.encode(text, { addSpecialTokens: false })) {
+      ids.push(id);
+      mask.push(inLoss || !completionOnly ? 1 : 0);
+    }
+  };
+  let cursor = 0;
+  let assistant = 0;
+  for (const s of rendered.spans) {
+    if (s.role !== 'assistant') continue;
+    if (s.contentEnd <= s.contentStart)
+      throw new TrainingError(`${where}: the chat template renders an empty assistant turn`);
+    if (s.end === s.contentEnd) {
+      throw new TrainingError(
+        `${where}: the chat template leaves no end-of-turn marker after the assistant reply, so the model could not learn to stop`,
+      );
+    }
+    push(rendered.text.slice(cursor, s.contentStart), false);
+    push(rendered.text.slice(s.contentStart, s.end), true);
+    cursor = s.end;
+    assistant++;
+  }
+  if (assistant === 0)
+    throw new TrainingError(`${where}: the conversation has no assistant message to learn from`);
+  push(rendered.text.slice(cursor), false);
+  return { ids, lossMask: mask };
+}
+
+function toExample(
+  raw: Record<string, unknown>,
+  tok: Tokenizer,
+  o: TokenizeOptions,
+  chatTemplate: string | null,
+  loc: { file?: string; line?: number },
+): TokenizedExample {
+  const parse = <T>(schema: {
+    safeParse(
+      v: unknown,
+    ):
+      | { success: true; data: T }
+      | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+  }): T => {
+    const r = schema.safeParse(raw);
+    if (!r.success) {
+      const i = r.error.issues[0]!;
+      throw new DataError(i.message, { ...loc, field: i.path.join('.') });
+    }
+    return r.data;
+  };
+  const where = loc.file ? `${loc.file}:${loc.line}` : `record ${loc.line}`;
+  if ('text' in raw && Object.keys(raw).length === 1) {
+    if (typeof raw.text !== 'string')
+      throw new DataError('text must be a string', { ...loc, field: 'text' });
+    return tokenizeText(tok, raw.text, o.eosId);
+  }
+  if ('messages' in raw) {
+    if (!chatTemplate)
+      throw new DataError('chat records need a tokenizer with a chat_template', {
+        ...loc,
+        field: 'messages',
+      });
+    return chatExample(tok, chatTemplate, parse(ChatRecord), where, o.completionOnly ?? true);
+  }
+  if ('instruction' in raw) {
+    const pc = instructionToPromptCompletion(parse(InstructionRecord));
+    return tokenizePair(tok, pc.prompt, pc.completion, o);
+  }
+  if ('prompt' in raw) {
+    const pc = parse(PromptCompletionRecord);
+    return tokenizePair(tok, pc.prompt, pc.completion, o);
+  }
+  if ('target' in raw && 'input' in raw) {
+    const t = parse(TaskExample);
+    return tokenizePair(tok, t.input, t.target, o);
+  }
+  throw new DataError(
+    'not a training record: expected text, prompt/completion, instruction, messages or input/target',
+    loc,
+  );
+}
+
+/** Loads and tokenises every record of a source. */
+export async function loadExamples(
+  source: ExampleSource,
+  tok: Tokenizer,
+  o: TokenizeOptions,
+  chatTemplate: string | null,
+): Promise<TokenizedExample[]> {
+  const out: TokenizedExample[] = [];
+  if (typeof source !== 'string') {
+    source.forEach((r, i) => out.push(toExample(r, tok, o, chatTemplate, { line: i + 1 })));
+    return out;
+  }
+  if (source.endsWith('.txt')) {
+    const lines = readFileSync(source, 'utf8').split('\n');
+    for (const l of lines) if (l.trim() !== '') out.push(tokenizeText(tok, l, o.eosId));
+    return out;
+  }
+  const take = (value: unknown, line: number) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new DataError('expected a JSON object', { file: source, line });
+    }
+    out.push(
+      toExample(value as Record<string, unknown>, tok, o, chatTemplate, { file: source, line }),
+    );
+  };
+  const format = formatOf(source);
+  if (format === 'jsonl') for await (const l of readJsonl(source)) take(l.value, l.line);
+  else if (format === 'json') {
+    for await (const e of readJsonArray(source)) {
+      if (e.error) throw new DataError(`invalid JSON: ${e.error}`, { file: source, line: e.line });
+      take(e.value, e.line);
+    }
+  } else for await (const r of readParquetRows(source)) take(r.value, r.row + 1);
+  return out;
+}
