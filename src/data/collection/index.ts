@@ -131,7 +131,7 @@ function optionsFor(task: CollectionTask, fact: Fact, n: number, rng: Rng): stri
 
 /** Renders a task's facts as TaskExample records in one variant. */
 export function renderTask(
-  c: Collection,
+  _c: Collection,
   task: CollectionTask,
   o: RenderTaskOptions,
 ): TaskExample[] {
