@@ -126,7 +126,8 @@ export async function loadExamples(
 ): Promise<TokenizedExample[]> {
   const out: TokenizedExample[] = [];
   if (typeof source !== 'string') {
-    for (const [i, r] of source.entries()) out.push(toExample(r, tok, o, chatTemplate, { line: i + 1 }));
+    for (const [i, r] of source.entries())
+      out.push(toExample(r, tok, o, chatTemplate, { line: i + 1 }));
     return out;
   }
   if (source.endsWith('.txt')) {
