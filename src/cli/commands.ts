@@ -2,7 +2,10 @@
 // Command files only parse flags and call one library function.
 import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
+import { registerDemo } from './demo.ts';
+import { registerEval } from './eval.ts';
 import { registerSynthCommands } from './synth.ts';
+import { registerTrainCommands } from './train.ts';
 
 export function buildProgram(): Command {
   const program = new Command('instructkit')
@@ -21,12 +24,15 @@ export function buildProgram(): Command {
       'Instruction data: convert, render, mix, split, dedup, decontaminate, stats, inspect',
     );
   registerDataCommands(data);
-  void data;
 
   const synth = program
     .command('synth')
     .description('Synthesise instruction data with an LLM (Self-Instruct, Alpaca)');
   registerSynthCommands(synth);
+
+  registerTrainCommands(program);
+  registerEval(program);
+  registerDemo(program);
 
   return program;
 }

@@ -10,6 +10,7 @@ export * from './backend.ts';
 export * from './extract.ts';
 export * from './heldout.ts';
 export * from './judge.ts';
+export * from './local.ts';
 export * from './metrics.ts';
 export * from './mmlu.ts';
 export * from './report.ts';

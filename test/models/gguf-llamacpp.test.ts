@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp';
+import { getLlama, type Llama, LlamaLogLevel } from 'node-llama-cpp';
 import type { ByteLevelBpe } from '../../src/models/bpe.ts';
 import { type ModelSpec, parseHfConfig } from '../../src/models/config.ts';
 import { GgufType, GgufWriter } from '../../src/models/gguf.ts';
@@ -21,6 +21,7 @@ import type { TensorMap } from '../../src/models/tensor.ts';
 import { trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { Tokenizer } from '../../src/models/tokenizer.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { llamaCppLogits } from '../helpers/llamacpp.ts';
 import { repoRoot, sharedData } from '../helpers/shared.ts';
 import { randomLlamaWeights, referenceLogits } from './reference-llama.ts';
 
@@ -75,39 +76,6 @@ function spec(extra: Record<string, unknown>): ModelSpec {
     eos_token_id: 2,
     ...extra,
   });
-}
-
-/** Last-position logits from llama.cpp (f32 KV cache, no flash attention: exact f32 math). */
-async function llamaCppLogits(
-  model: LlamaModel,
-  ids: number[],
-  nVocab: number,
-  lora?: string,
-): Promise<Float64Array> {
-  const ctx = await model.createContext({
-    ...(lora !== undefined ? { lora: { adapters: [{ filePath: lora, scale: 1 }] } } : {}),
-    contextSize: 256,
-    batchSize: 256,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-    // One thread: on a shared 2-core machine ggml's spinning worker threads wait on each
-    // other for seconds per batch; a tiny model needs no parallelism.
-    threads: 1,
-  });
-  try {
-    const seq = ctx.getSequence();
-    const input: Parameters<typeof seq.controlledEvaluate>[0] = ids.slice(0, -1) as Token[];
-    input.push([ids[ids.length - 1] as Token, { generateNext: { logits: true } }]);
-    const res = await seq.controlledEvaluate(input);
-    const map = res[res.length - 1]?.next.logits;
-    assert.ok(map !== undefined && map.size === nVocab, 'llama.cpp returned every logit');
-    const out = new Float64Array(map.size);
-    for (const [t, v] of map) out[t] = v;
-    return out;
-  } finally {
-    await ctx.dispose();
-  }
 }
 
 function maxAbsDiff(a: Float64Array, b: Float64Array): number {

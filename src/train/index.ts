@@ -1,0 +1,8 @@
+// instructkit/train: supervised fine-tuning and pretraining of instructkit models (packing,
+// loss masks, LoRA, accumulation, checkpoints with exact resume), built on the engine.
+//
+//   const r = await trainSft(parseSftConfig({ model_name_or_path: 'models/tiny', train_file: 'sft.jsonl', output_dir: 'out' }));
+export * from './data.ts';
+export * from './eval-loss.ts';
+export * from './examples.ts';
+export * from './sft.ts';
