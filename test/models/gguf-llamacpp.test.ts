@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { getLlama, type Llama, LlamaLogLevel } from 'node-llama-cpp';
+import { getLlama, type Llama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import type { ByteLevelBpe } from '../../src/models/bpe.ts';
 import { type ModelSpec, parseHfConfig } from '../../src/models/config.ts';
 import { GgufType, GgufWriter } from '../../src/models/gguf.ts';
