@@ -2,6 +2,7 @@
 // Command files only parse flags and call one library function.
 import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
+import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
 import { registerSynthCommands } from './synth.ts';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
       'Instruction data: convert, render, mix, split, dedup, decontaminate, stats, inspect',
     );
   registerDataCommands(data);
+  registerDataRender(data);
 
   const synth = program
     .command('synth')
