@@ -1,10 +1,12 @@
 // Indexing op table entries: Gather (embedding lookup), GatherElements, GatherND and the
-// scatter ops that serve as their gradients. ORT's inference build has no GatherGrad, so the
-// embedding gradient is ScatterND(zeros, indices, dY, reduction='add').
+// scatter ops that serve as their gradients. ORT's inference build has no GatherGrad. The
+// embedding gradient is a one-hot matmul (deterministic), ScatterND(add) for other gathers.
 import { ShapeError } from '../util/errors.ts';
 import type { OpDef, Var } from './graph.ts';
 import { apply1, needIndex, sameDtype } from './ops-core.ts';
-import { full, unsqueeze } from './ops-shape.ts';
+import { cast, equal } from './ops-math.ts';
+import { matmul } from './ops-matmul.ts';
+import { arange, full, reshape, unsqueeze } from './ops-shape.ts';
 import { dimEq, fmtShape, normAxis, shapeEq } from './shape.ts';
 
 const GATHER: OpDef<{ axis: number }> = {
@@ -31,6 +33,17 @@ const GATHER: OpDef<{ axis: number }> = {
     const [data, idx] = n.inputs as [Var, Var];
     if (n.attrs.axis !== 0)
       throw new ShapeError('gather', 'gradient is only implemented for axis 0 (embedding lookup)');
+    if (data.rank === 2) {
+      // Embedding rows hit several times must accumulate. ORT's ScatterND(add) does that with a
+      // thread race on repeated rows (run-to-run differences with 2 threads), so use the
+      // one-hot product instead: dW = onehot(ids)ᵀ · dY, [V, N]·[N, D], deterministic GEMM.
+      const [v, d] = data.shape as [number, number];
+      const oh = cast(
+        equal(unsqueeze(reshape(idx, [-1]), [1]), arange(data.graph, v, idx.dtype)),
+        data.dtype,
+      ); // [N, V]
+      return [matmul(oh, reshape(dy!, [-1, d]), { transA: true }), undefined];
+    }
     // Rows hit several times accumulate: ScatterND with reduction='add'.
     const zeros = full(data.graph, data.shape, 0, data.dtype);
     return [scatterND(zeros, unsqueeze(idx, [-1]), dy!, 'add'), undefined];

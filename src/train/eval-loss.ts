@@ -14,7 +14,11 @@ function evalSession(lm: CausalLM, lora: LoraSpec | undefined): Promise<Session>
     const g = new Graph({ name: 'eval-loss' });
     const params: Record<string, ReturnType<Graph['input']>> = {};
     for (const [name, t] of lm.allWeights()) params[name] = g.input(name, 'float32', t.shape);
-    const { loss } = lm.trainingBuilder({ lora })(g, params);
+    // Evaluation runs without dropout.
+    const { loss } = lm.trainingBuilder({ lora: lora ? { ...lora, dropout: 0 } : undefined })(
+      g,
+      params,
+    );
     g.output('loss', loss);
     s = createSession(g);
     sessions.set(lm, s);

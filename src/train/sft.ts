@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { describeZodError } from '../data/config.ts';
 import { ParamStore } from '../engine/params.ts';
+import { tensor } from '../engine/runtime.ts';
 import type { Trainer } from '../engine/step.ts';
 import { createTrainer } from '../engine/step.ts';
 import { createWorkerTrainer } from '../engine/worker.ts';
@@ -17,6 +18,7 @@ import { savePeftAdapter } from '../models/peft.ts';
 import { SafetensorsReader, writeSafetensors } from '../models/safetensors.ts';
 import { ConfigError, TrainingError } from '../util/errors.ts';
 import { DurableJsonlAppender } from '../util/jsonl.ts';
+import { hashString } from '../util/rng.ts';
 import {
   batchFeeds,
   epochBatches,
@@ -320,9 +322,21 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
     deps.stopAfter !== undefined ? Math.min(totalSteps, start + deps.stopAfter) : totalSteps;
   try {
     for (let step = start; step < stopAt; step++) {
-      const micro = Array.from({ length: cfg.gradient_accumulation_steps }, (_, j) =>
-        batchFeeds(microBatch(step * cfg.gradient_accumulation_steps + j), padId, cfg.max_length),
-      );
+      const micro = Array.from({ length: cfg.gradient_accumulation_steps }, (_, j) => {
+        const k = step * cfg.gradient_accumulation_steps + j;
+        const b = batchFeeds(microBatch(k), padId, cfg.max_length);
+        // LoRA dropout masks are a function of this seed: reproducible, different every micro-batch.
+        if (lora && lora.dropout > 0)
+          b.feeds = {
+            ...b.feeds,
+            dropout_seed: tensor(
+              'int64',
+              [],
+              BigInt64Array.of(BigInt(hashString(`${cfg.seed}/dropout/${k}`))),
+            ),
+          };
+        return b;
+      });
       const lossTokens = micro.reduce((s, m) => s + m.lossTokens, 0);
       const weights = micro.map((m) => m.lossTokens / Math.max(1, lossTokens));
       const r = await trainer.step(
