@@ -17,6 +17,8 @@
 // LoRA (PEFT format)
 //   const adapter = await loadPeftAdapter(dir); const merged = mergeLora(tensors, adapter);
 //   await savePeftAdapter(dir, adapter); await exportLoraGguf('lora.gguf', adapter, spec);
+
+export * from './batch-decoder.ts';
 export * from './bpe.ts';
 export * from './bpe-train.ts';
 export * from './checkpoint.ts';

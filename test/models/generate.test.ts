@@ -137,3 +137,33 @@ test('sampling controls on hand-made logits', () => {
     );
   }
 });
+
+test('step-level batching: sequences joining and leaving mid-run decode like generate()', async () => {
+  const { BatchDecoder } = await import('../../src/models/batch-decoder.ts');
+  const lm = CausalLM.random(tinySpec(), 4);
+  const want = await Promise.all(
+    prompts.map(
+      async (p) => (await generate(lm, [p], { max_new_tokens: 7, stop_token_ids: [] }))[0]!.tokens,
+    ),
+  );
+  const dec = new BatchDecoder(lm, 8);
+  const got: number[][] = prompts.map(() => []);
+  const opts = (i: number) => ({
+    maxNewTokens: 7 - (i === 2 ? 4 : 0),
+    stopTokenIds: new Set<number>(),
+    seed: i,
+  });
+  await dec.add(prompts[0]!, opts(0), (t) => void got[0]!.push(t.token));
+  await dec.step();
+  await dec.add(prompts[1]!, opts(1), (t) => void got[1]!.push(t.token));
+  await dec.add(prompts[2]!, opts(2), (t) => void got[2]!.push(t.token));
+  await dec.step();
+  await dec.step();
+  await dec.add(prompts[3]!, opts(3), (t) => void got[3]!.push(t.token));
+  for (let i = 0; i < 12 && dec.size > 0; i++) await dec.step();
+  assert.equal(dec.size, 0);
+  assert.deepEqual(got[0], want[0]);
+  assert.deepEqual(got[1], want[1]);
+  assert.deepEqual(got[2], want[2]!.slice(0, 3), 'a shorter sequence leaves early');
+  assert.deepEqual(got[3], want[3]);
+});
