@@ -5,6 +5,7 @@ export * as engine from './engine/index.ts';
 export * as evaluation from './eval/index.ts';
 export * as models from './models/index.ts';
 export * as pipeline from './pipeline/index.ts';
+export * as serve from './serve/index.ts';
 export * as synth from './synth/index.ts';
 export * as train from './train/index.ts';
 export * from './util/errors.ts';

@@ -5,6 +5,7 @@ import { registerDataCommands } from './data.ts';
 import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
+import { registerServe } from './serve.ts';
 import { registerSynthCommands } from './synth.ts';
 import { registerTrainCommands } from './train.ts';
 
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
 
   registerTrainCommands(program);
   registerEval(program);
+  registerServe(program);
   registerDemo(program);
 
   return program;

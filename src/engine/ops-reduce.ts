@@ -75,6 +75,30 @@ export function reduceMax(x: Var, axes?: readonly number[], keepdims = false): V
   return apply1(REDUCE_MAX, [x], { axes: axesOf(x, axes, 'reduce_max'), keepdims });
 }
 
+const ARG_MAX: OpDef<{ axis: number; keepdims: boolean }> = {
+  name: 'arg_max',
+  infer: ([x], a) => {
+    const shape = a.keepdims
+      ? x!.shape.map((d, i) => (i === a.axis ? 1 : d))
+      : x!.shape.filter((_, i) => i !== a.axis);
+    return [{ dtype: 'int64', shape }];
+  },
+  emit(e, n) {
+    e.node('ArgMax', [e.name(n.inputs[0]!)], [e.name(n.outputs[0]!)], {
+      axis: { i: n.attrs.axis },
+      keepdims: { i: n.attrs.keepdims ? 1 : 0 },
+      select_last_index: { i: 0 },
+    });
+  },
+  // An index has no gradient.
+  vjp: () => [undefined],
+};
+
+/** Index of the maximum along `axis` (first on ties); int64, not differentiable. */
+export function argMax(x: Var, axis = -1, keepdims = false): Var {
+  return apply1(ARG_MAX, [x], { axis: normAxis('arg_max', axis, x.rank), keepdims });
+}
+
 const SOFTMAX: OpDef<{ axis: number }> = {
   name: 'softmax',
   infer: ([x]) => {

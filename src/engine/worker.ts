@@ -2,7 +2,8 @@
 // and servers while onnxruntime's blocking `run` computes. The graphs are built here (the
 // forward builder is a function and cannot cross threads); the worker only runs sessions.
 // Buffers are COPIED across: onnxruntime-node 1.30 rejects SharedArrayBuffer-backed tensors.
-import { Worker } from 'node:worker_threads';
+
+import type { Worker } from 'node:worker_threads';
 import {
   ConfigError,
   DataError,
@@ -11,6 +12,7 @@ import {
   ShapeError,
   TrainingError,
 } from '../util/errors.ts';
+import { spawnTsWorker } from '../util/ts-worker.ts';
 import { ParamStore } from './params.ts';
 import type { SessionOptions } from './runtime.ts';
 import type { Feeds, StepOptions, StepResult, Trainer, TrainerState } from './step.ts';
@@ -238,13 +240,7 @@ export function createWorkerTrainer(o: WorkerTrainerOptions): Promise<WorkerTrai
   return WorkerTrainer.create(o);
 }
 
-/**
- * Start the worker on worker-entry.ts. Node 20 workers do not run the parent's `--import tsx`
- * loader, so a bootstrap registers tsx's ESM hooks in the worker before importing the entry.
- */
+/** Start the worker on worker-entry.ts (through the tsx bootstrap in util/ts-worker.ts). */
 function spawnWorker(): Worker {
-  const entry = new URL('./worker-entry.ts', import.meta.url).href;
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true });
+  return spawnTsWorker(new URL('./worker-entry.ts', import.meta.url));
 }

@@ -6,6 +6,7 @@ import { segmentMask } from '../engine/attention.ts';
 import { linearCrossEntropy, linearTokenLogProbs } from '../engine/composite.ts';
 import { Graph, type Var } from '../engine/graph.ts';
 import {
+  argMax,
   cast,
   gatherElements,
   greaterOrEqual,
@@ -16,7 +17,13 @@ import {
   unsqueeze,
 } from '../engine/ops.ts';
 import type { ParamSpec } from '../engine/params.ts';
-import { createSession, type Session, type Tensor, tensor } from '../engine/runtime.ts';
+import {
+  createSession,
+  type Session,
+  type SessionOptions,
+  type Tensor,
+  tensor,
+} from '../engine/runtime.ts';
 import type { ForwardBuilder } from '../engine/step-graph.ts';
 import { ConfigError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -89,6 +96,8 @@ export class CausalLM {
   tokenizer: Tokenizer | null;
   /** LoRA adapter weights by PEFT name, when an adapter is attached. */
   lora: { spec: LoraSpec; tensors: TensorMap } | null = null;
+  /** Options for the inference sessions (threads, ORT extras); set before the first use. */
+  sessionOptions: SessionOptions = {};
   #sessions = new Map<string, Promise<Session>>();
   #weightFeeds: Record<string, Tensor> | null = null;
 
@@ -237,7 +246,7 @@ export class CausalLM {
     if (!s) {
       const g = new Graph({ name: `${this.spec.modelType}-${kind}` });
       build(g);
-      s = createSession(g);
+      s = createSession(g, this.sessionOptions);
       this.#sessions.set(kind, s);
     }
     return s;
@@ -291,6 +300,9 @@ export class CausalLM {
       const picked = squeeze(gatherElements(lp, unsqueeze(targets, [-1]), -1), [-1]); // [B,T]
       g.output('logprobs', picked);
       g.output('is_greedy', cast(greaterOrEqual(picked, reduceMax(lp, [-1], false)), 'int64'));
+      // The most likely token and its log-prob at each position (top_logprobs of an echo).
+      g.output('argmax', argMax(lp, -1));
+      g.output('max_logprob', reduceMax(lp, [-1], false));
     });
   }
 

@@ -1,0 +1,44 @@
+// `instructkit serve --model DIR [--adapter DIR] --port P`: the OpenAI-compatible server.
+import type { Command } from 'commander';
+import { startServer } from '../serve/listen.ts';
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'Serve a model over the OpenAI API (/v1/models, /v1/completions, /v1/chat/completions)',
+    )
+    .requiredOption('--model <dir>', 'HF model directory')
+    .option('--adapter <dir>', 'PEFT LoRA adapter to merge at load')
+    .option('--port <n>', 'port', (v) => Number(v), 8000)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--model-name <name>', 'the name clients pass as `model`', 'instructkit')
+    .option('--api-key-env <NAME>', 'require this environment variable’s value as the bearer token')
+    .option('--max-tokens <n>', 'largest max_tokens accepted', (v) => Number(v), 1024)
+    .option('--max-batch <n>', 'sequences decoded together', (v) => Number(v), 32)
+    .option('--max-concurrent <n>', 'requests in flight before 429', (v) => Number(v), 64)
+    .action(
+      async (o: {
+        model: string;
+        adapter?: string;
+        port: number;
+        host: string;
+        modelName: string;
+        apiKeyEnv?: string;
+        maxTokens: number;
+        maxBatch: number;
+        maxConcurrent: number;
+      }) => {
+        const { env } = await import('../util/env.ts');
+        const apiKey = o.apiKeyEnv ? env.named(o.apiKeyEnv) : undefined;
+        const s = await startServer({ ...o, ...(apiKey ? { apiKey } : {}) });
+        process.stderr.write(`serving ${o.model} as '${o.modelName}' at ${s.url}\n`);
+        const stop = async () => {
+          await s.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
+}

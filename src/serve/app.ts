@@ -1,0 +1,389 @@
+// The OpenAI-compatible HTTP API as a Hono app: GET /v1/models, POST /v1/completions and
+// /v1/chat/completions (streaming as server-sent events in OpenAI's chunk format, n, sampling
+// controls, stop, logprobs / top_logprobs, echo, usage), GET /health, and OpenAI-shaped errors
+// for bad JSON, unknown models, over-long prompts, limits and missing keys.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { applyChatTemplate } from '../data/templates/chat.ts';
+import { ApiError, type Completion, type InferenceEngine } from './engine.ts';
+import type { GenerateParams, TokenInfo } from './protocol.ts';
+
+export interface ServeOptions {
+  /** Name clients use in `model`. @default 'instructkit' */
+  modelName?: string;
+  /** Bearer token required in Authorization; none when absent. */
+  apiKey?: string;
+  /** Largest accepted request body in bytes. @default 1_000_000 */
+  maxBodyBytes?: number;
+  /** Largest max_tokens accepted. @default 1024 */
+  maxTokens?: number;
+}
+
+const Stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
+const Sampling = {
+  model: z.string(),
+  max_tokens: z.number().int().min(0).nullish(),
+  max_completion_tokens: z.number().int().min(0).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  top_k: z.number().int().min(0).nullish(),
+  repetition_penalty: z.number().positive().nullish(),
+  n: z.number().int().min(1).max(16).nullish(),
+  stop: Stop,
+  stream: z.boolean().nullish(),
+  seed: z.number().int().nullish(),
+  user: z.string().nullish(),
+  presence_penalty: z.number().nullish(),
+  frequency_penalty: z.number().nullish(),
+};
+const CompletionRequest = z.looseObject({
+  ...Sampling,
+  prompt: z.union([z.string(), z.array(z.string()).min(1)]),
+  logprobs: z.number().int().min(0).max(20).nullish(),
+  echo: z.boolean().nullish(),
+});
+const ChatRequest = z.looseObject({
+  ...Sampling,
+  messages: z
+    .array(
+      z.looseObject({
+        role: z.enum(['system', 'user', 'assistant', 'tool']),
+        content: z.string().nullish(),
+      }),
+    )
+    .min(1),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+});
+
+const errorBody = (e: ApiError) => ({
+  error: { message: e.message, type: e.type, param: e.param, code: e.code },
+});
+
+function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    const param = i.path.join('.') || null;
+    throw new ApiError(
+      400,
+      param ? `${param}: ${i.message}` : i.message,
+      'invalid_request_error',
+      param,
+    );
+  }
+  return r.data;
+}
+
+const randomId = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 14)}`;
+
+function completionLogprobs(tokens: TokenInfo[]) {
+  return {
+    tokens: tokens.map((t) => t.text),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) =>
+      t.top ? Object.fromEntries(t.top.map((x) => [x.text, x.logprob])) : null,
+    ),
+    text_offset: tokens.map((t) => t.offset),
+  };
+}
+
+function chatLogprobs(tokens: TokenInfo[]) {
+  const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
+  return {
+    content: tokens.map((t) => ({
+      token: t.text,
+      logprob: t.logprob ?? 0,
+      bytes: bytes(t.text),
+      top_logprobs: (t.top ?? []).map((x) => ({
+        token: x.text,
+        logprob: x.logprob,
+        bytes: bytes(x.text),
+      })),
+    })),
+  };
+}
+
+/** Builds the app; `engine` runs the model in its worker. */
+export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hono {
+  const modelName = opts.modelName ?? 'instructkit';
+  const maxTokensCap = opts.maxTokens ?? 1024;
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    const e = err instanceof ApiError ? err : new ApiError(500, err.message);
+    return c.json(errorBody(e), e.status as 400);
+  });
+  app.notFound((c) =>
+    c.json(errorBody(new ApiError(404, `no route ${c.req.method} ${c.req.path}`)), 404),
+  );
+
+  app.get('/health', (c) => c.json({ status: 'ok', in_flight: engine.inFlight }));
+
+  app.use('/v1/*', async (c, next) => {
+    if (opts.apiKey && c.req.header('authorization') !== `Bearer ${opts.apiKey}`) {
+      throw new ApiError(
+        401,
+        'Incorrect API key provided.',
+        'invalid_request_error',
+        null,
+        'invalid_api_key',
+      );
+    }
+    await next();
+  });
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: opts.maxBodyBytes ?? 1_000_000,
+      onError: (c) =>
+        c.json(
+          errorBody(
+            new ApiError(413, `request body larger than ${opts.maxBodyBytes ?? 1_000_000} bytes`),
+          ),
+          413,
+        ),
+    }),
+  );
+
+  app.get('/v1/models', (c) =>
+    c.json({
+      object: 'list',
+      data: [{ id: modelName, object: 'model', created: 0, owned_by: 'instructkit' }],
+    }),
+  );
+
+  async function readJson(c: { req: { json(): Promise<unknown> } }): Promise<unknown> {
+    try {
+      return await c.req.json();
+    } catch {
+      throw new ApiError(400, 'We could not parse the JSON body of your request.');
+    }
+  }
+
+  function params(
+    r: z.infer<typeof CompletionRequest> | z.infer<typeof ChatRequest>,
+    logprobs: number,
+    echo: boolean,
+    i: number,
+  ): GenerateParams {
+    if (r.model !== modelName)
+      throw new ApiError(
+        404,
+        `The model \`${r.model}\` does not exist.`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
+    const maxTokens = r.max_tokens ?? r.max_completion_tokens ?? 16;
+    if (maxTokens > maxTokensCap)
+      throw new ApiError(
+        400,
+        `max_tokens is ${maxTokens}; this server allows at most ${maxTokensCap}.`,
+        'invalid_request_error',
+        'max_tokens',
+      );
+    return {
+      maxTokens,
+      temperature: r.temperature ?? 1,
+      topP: r.top_p ?? 1,
+      topK: r.top_k ?? 0,
+      repetitionPenalty: r.repetition_penalty ?? 1,
+      stop:
+        r.stop === undefined || r.stop === null ? [] : Array.isArray(r.stop) ? r.stop : [r.stop],
+      seed: (r.seed ?? 0) + i,
+      logprobs,
+      echo,
+    };
+  }
+
+  app.post('/v1/completions', async (c) => {
+    const r = parseBody(CompletionRequest, await readJson(c));
+    const prompts = Array.isArray(r.prompt) ? r.prompt : [r.prompt];
+    const n = r.n ?? 1;
+    const lp = r.logprobs ?? -1;
+    const echo = r.echo ?? false;
+    const id = randomId('cmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const jobs = prompts.flatMap((p, pi) =>
+      Array.from({ length: n }, (_, k) => ({
+        p,
+        index: pi * n + k,
+        params: params(r, lp, echo, k),
+      })),
+    );
+    const abort = new AbortController();
+    c.req.raw.signal.addEventListener('abort', () => abort.abort());
+    if (r.stream) {
+      return streamSSE(c, async (s) => {
+        s.onAbort(() => abort.abort());
+        const results = await Promise.all(
+          jobs.map((j) =>
+            engine.generate(
+              j.p,
+              j.params,
+              (text, tokens) =>
+                void s.writeSSE({
+                  data: JSON.stringify({
+                    id,
+                    object: 'text_completion',
+                    created,
+                    model: modelName,
+                    choices: [
+                      {
+                        index: j.index,
+                        text,
+                        logprobs: lp >= 0 ? completionLogprobs(tokens) : null,
+                        finish_reason: null,
+                      },
+                    ],
+                  }),
+                }),
+              abort.signal,
+            ),
+          ),
+        );
+        for (const [k, res] of results.entries()) {
+          await s.writeSSE({
+            data: JSON.stringify({
+              id,
+              object: 'text_completion',
+              created,
+              model: modelName,
+              choices: [
+                {
+                  index: jobs[k]!.index,
+                  text: '',
+                  logprobs: null,
+                  finish_reason: finishReason(res),
+                },
+              ],
+            }),
+          });
+        }
+        await s.writeSSE({ data: '[DONE]' });
+      });
+    }
+    const results = await Promise.all(
+      jobs.map((j) => engine.generate(j.p, j.params, undefined, abort.signal)),
+    );
+    return c.json({
+      id,
+      object: 'text_completion',
+      created,
+      model: modelName,
+      choices: results.map((res, k) => {
+        const toks = [...(res.echo ?? []), ...res.tokens];
+        return {
+          index: jobs[k]!.index,
+          text: (echo ? jobs[k]!.p : '') + res.text,
+          logprobs: lp >= 0 ? completionLogprobs(toks) : null,
+          finish_reason: finishReason(res),
+        };
+      }),
+      usage: usage(results, n),
+    });
+  });
+
+  app.post('/v1/chat/completions', async (c) => {
+    const r = parseBody(ChatRequest, await readJson(c));
+    const template = engine.info.chatTemplate;
+    if (!template) throw new ApiError(400, 'this model has no chat template; use /v1/completions');
+    const prompt = applyChatTemplate(
+      template,
+      r.messages.map((m) => ({ role: m.role, content: m.content ?? '' })),
+      { addGenerationPrompt: true, bosToken: engine.info.bos, eosToken: engine.info.eos },
+    );
+    const n = r.n ?? 1;
+    const lp = r.logprobs ? (r.top_logprobs ?? 0) : -1;
+    const id = randomId('chatcmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const jobs = Array.from({ length: n }, (_, k) => ({
+      index: k,
+      params: params(r, lp, false, k),
+    }));
+    const abort = new AbortController();
+    c.req.raw.signal.addEventListener('abort', () => abort.abort());
+    if (r.stream) {
+      return streamSSE(c, async (s) => {
+        s.onAbort(() => abort.abort());
+        const chunk = (choice: Record<string, unknown>) =>
+          s.writeSSE({
+            data: JSON.stringify({
+              id,
+              object: 'chat.completion.chunk',
+              created,
+              model: modelName,
+              choices: [choice],
+            }),
+          });
+        for (const j of jobs)
+          await chunk({
+            index: j.index,
+            delta: { role: 'assistant', content: '' },
+            logprobs: null,
+            finish_reason: null,
+          });
+        const results = await Promise.all(
+          jobs.map((j) =>
+            engine.generate(
+              prompt,
+              j.params,
+              (text, tokens) =>
+                void chunk({
+                  index: j.index,
+                  delta: { content: text },
+                  logprobs: lp >= 0 ? chatLogprobs(tokens) : null,
+                  finish_reason: null,
+                }),
+              abort.signal,
+            ),
+          ),
+        );
+        for (const [k, res] of results.entries())
+          await chunk({
+            index: jobs[k]!.index,
+            delta: {},
+            logprobs: null,
+            finish_reason: finishReason(res),
+          });
+        await s.writeSSE({ data: '[DONE]' });
+      });
+    }
+    const results = await Promise.all(
+      jobs.map((j) => engine.generate(prompt, j.params, undefined, abort.signal)),
+    );
+    return c.json({
+      id,
+      object: 'chat.completion',
+      created,
+      model: modelName,
+      choices: results.map((res, k) => ({
+        index: k,
+        message: { role: 'assistant', content: res.text },
+        logprobs: lp >= 0 ? chatLogprobs(res.tokens) : null,
+        finish_reason: finishReason(res),
+      })),
+      usage: usage(results, n),
+    });
+  });
+
+  return app;
+}
+
+function finishReason(res: Completion): 'stop' | 'length' {
+  return res.finish === 'length' ? 'length' : 'stop';
+}
+
+function usage(results: Completion[], n: number) {
+  // Each prompt is counted once, however many choices it has.
+  const prompt = results.filter((_, k) => k % n === 0).reduce((s, r) => s + r.promptTokens, 0);
+  const completion = results.reduce((s, r) => s + r.completionTokens, 0);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+  };
+}

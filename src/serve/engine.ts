@@ -1,0 +1,151 @@
+// The main thread's handle on the inference worker: starts it, routes its messages to the
+// request that asked, and enforces the limit on requests in flight.
+import type { Worker } from 'node:worker_threads';
+import { spawnTsWorker } from '../util/ts-worker.ts';
+import type { FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
+
+export interface ModelInfo {
+  modelType: string;
+  maxPositions: number;
+  chatTemplate: string | null;
+  bos: string | null;
+  eos: string | null;
+}
+
+export interface Completion {
+  text: string;
+  tokens: TokenInfo[];
+  finish: 'stop' | 'length' | 'cancelled';
+  promptTokens: number;
+  completionTokens: number;
+  echo?: TokenInfo[];
+}
+
+/** An error with an HTTP status and OpenAI error fields. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type = status === 429
+      ? 'rate_limit_error'
+      : status >= 500
+        ? 'server_error'
+        : 'invalid_request_error',
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  onDelta?: (text: string, tokens: TokenInfo[]) => void;
+  resolve: (c: Completion) => void;
+  reject: (e: Error) => void;
+  text: string;
+  tokens: TokenInfo[];
+}
+
+export class InferenceEngine {
+  readonly info: ModelInfo;
+  readonly maxConcurrent: number;
+  readonly #worker: Worker;
+  readonly #waiters = new Map<number, Waiter>();
+  #nextId = 1;
+
+  private constructor(worker: Worker, info: ModelInfo, maxConcurrent: number) {
+    this.#worker = worker;
+    this.info = info;
+    this.maxConcurrent = maxConcurrent;
+    worker.on('message', (m: FromWorker) => this.#onMessage(m));
+  }
+
+  /** Starts the worker and waits until the model is loaded. */
+  static start(opts: {
+    model: string;
+    adapter?: string;
+    maxBatch?: number;
+    maxConcurrent?: number;
+  }): Promise<InferenceEngine> {
+    const worker = spawnTsWorker(new URL('./worker-entry.ts', import.meta.url), {
+      model: opts.model,
+      adapter: opts.adapter,
+      maxBatch: opts.maxBatch ?? 32,
+    });
+    return new Promise((resolve, reject) => {
+      const onMsg = (m: FromWorker) => {
+        if (m.type === 'ready') {
+          worker.off('message', onMsg);
+          resolve(new InferenceEngine(worker, m, opts.maxConcurrent ?? 64));
+        } else if (m.type === 'fatal') {
+          void worker.terminate();
+          reject(new Error(m.message));
+        }
+      };
+      worker.on('message', onMsg);
+      worker.once('error', reject);
+    });
+  }
+
+  get inFlight(): number {
+    return this.#waiters.size;
+  }
+
+  #onMessage(m: FromWorker): void {
+    if (m.type === 'ready' || m.type === 'fatal') return;
+    const w = this.#waiters.get(m.id);
+    if (!w) return;
+    if (m.type === 'delta') {
+      w.text += m.text;
+      w.tokens.push(...m.tokens);
+      w.onDelta?.(m.text, m.tokens);
+    } else if (m.type === 'done') {
+      this.#waiters.delete(m.id);
+      w.resolve({
+        text: w.text,
+        tokens: w.tokens,
+        finish: m.finish,
+        promptTokens: m.promptTokens,
+        completionTokens: m.completionTokens,
+        ...(m.echo ? { echo: m.echo } : {}),
+      });
+    } else {
+      this.#waiters.delete(m.id);
+      w.reject(new ApiError(m.status, m.message));
+    }
+  }
+
+  /**
+   * Generates a completion. `signal` cancels it (a disconnected client frees its slot).
+   * @throws ApiError 429 when maxConcurrent requests are already in flight.
+   */
+  generate(
+    prompt: string,
+    params: GenerateParams,
+    onDelta?: Waiter['onDelta'],
+    signal?: AbortSignal,
+  ): Promise<Completion> {
+    if (this.#waiters.size >= this.maxConcurrent) {
+      return Promise.reject(
+        new ApiError(429, `too many requests in flight (limit ${this.maxConcurrent}); retry later`),
+      );
+    }
+    const id = this.#nextId++;
+    const done = new Promise<Completion>((resolve, reject) => {
+      this.#waiters.set(id, { onDelta, resolve, reject, text: '', tokens: [] });
+    });
+    this.#post({ type: 'generate', id, prompt, params });
+    signal?.addEventListener('abort', () => this.#post({ type: 'cancel', id }), { once: true });
+    return done;
+  }
+
+  #post(m: ToWorker): void {
+    this.#worker.postMessage(m);
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.#waiters.values()) w.reject(new ApiError(503, 'server shutting down'));
+    this.#waiters.clear();
+    await this.#worker.terminate();
+  }
+}

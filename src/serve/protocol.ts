@@ -1,0 +1,50 @@
+// Messages between the HTTP side of the server and the inference worker. The worker owns the
+// model, the tokenizer and a step-level batch decoder; the main thread only parses HTTP and
+// streams what the worker reports, so the event loop stays free while the model computes.
+
+export interface GenerateParams {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  repetitionPenalty: number;
+  stop: string[];
+  seed: number;
+  /** Top alternatives per generated token (0 = just the chosen token's log-prob, -1 = none). */
+  logprobs: number;
+  /** Also return the prompt's tokens and their log-probs (completions echo). */
+  echo: boolean;
+}
+
+export type ToWorker =
+  | { type: 'generate'; id: number; prompt: string; params: GenerateParams }
+  | { type: 'cancel'; id: number };
+
+export interface TokenInfo {
+  text: string;
+  logprob: number | null;
+  /** Most likely alternatives, best first (texts may repeat: several tokens can decode alike). */
+  top?: { text: string; logprob: number }[] | null;
+  offset: number;
+}
+
+export type FromWorker =
+  | {
+      type: 'ready';
+      modelType: string;
+      maxPositions: number;
+      chatTemplate: string | null;
+      bos: string | null;
+      eos: string | null;
+    }
+  | { type: 'delta'; id: number; text: string; tokens: TokenInfo[] }
+  | {
+      type: 'done';
+      id: number;
+      finish: 'stop' | 'length' | 'cancelled';
+      promptTokens: number;
+      completionTokens: number;
+      echo?: TokenInfo[];
+    }
+  | { type: 'error'; id: number; status: number; message: string }
+  | { type: 'fatal'; message: string };
