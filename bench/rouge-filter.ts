@@ -1,33 +1,30 @@
-// bench/rouge-filter: the Self-Instruct near-duplicate filter (reject when ROUGE-L F > 0.7 against
-// the pool) over 10k generated candidates, starting from the 175 seed instructions. Measures the
-// fast RougeLIndex and a brute-force filter that re-tokenises and runs a full LCS per pair, as
-// rouge_score does, in the same run. The brute force runs on a prefix of the candidates and is
-// extrapolated per pair comparison; decisions on that prefix must be identical.
-// Usage: npx tsx bench/rouge-filter.ts [candidates=10000] [bruteForcePrefix=400]
+// bench/rouge-filter: the Self-Instruct near-duplicate filter (reject a candidate whose ROUGE-L F
+// against any pool entry is > 0.7; kept candidates join the pool) over 10k generated candidates,
+// starting from the 175 seed instructions. Times RougeLIndex.exceeds against a brute-force filter
+// that scores every pair from the raw strings (re-tokenising both, full LCS table), as
+// rouge_score and the Self-Instruct script do, in the same run.
+// The brute force is timed on every `--brute-every`-th candidate (default 10), each against the
+// pool as it stood at that point, and extrapolated per pair comparison to all candidates
+// (`--brute-every 1` times it on all of them). Every one of the fast filter's decisions is checked
+// against an independent exact replay (tokenise once, plain LCS table per pair), so `identical`
+// covers all candidates. Both filters are warmed up on a differently seeded set first.
+// Usage: npx tsx bench/rouge-filter.ts [candidates=10000] [--brute-every N] [--seed S]
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RougeLIndex, rougeL } from '../src/data/rouge.ts';
+import { bruteForceBest, lcsLength, RougeLIndex, rougeTokenize } from '../src/data/rouge.ts';
 import { Rng } from '../src/util/rng.ts';
 
-const N = Number(process.argv[2] ?? 10_000);
-const PREFIX = Math.min(N, Number(process.argv[3] ?? 400));
+const argv = process.argv.slice(2);
+const flag = (name: string, dflt: number) =>
+  argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : dflt;
+const N = Number(argv.find((a, i) => /^\d+$/.test(a) && !argv[i - 1]?.startsWith('--')) ?? 10_000);
+const BRUTE_EVERY = Math.max(1, flag('--brute-every', 10));
+const SEED = flag('--seed', 2024);
 const THRESHOLD = 0.7;
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const seeds = readFileSync(
-  join(root, '..', 'shared', 'data', 'self-instruct', 'seed_tasks.jsonl'),
-  'utf8',
-)
-  .split('\n')
-  .filter(Boolean)
-  .map((l) => (JSON.parse(l) as { instruction: string }).instruction);
 
-// Instruction-like candidates. Fresh ones take a seed instruction's wording and replace about
-// 40% of its words with words from the seed tasks' vocabulary (instructions and instances, a few
-// thousand words, like the varied wording of LLM-written instructions); a third are light
-// perturbations of earlier candidates or seeds (near-duplicates the filter must catch).
-const rng = new Rng(2024);
-const seedTexts = readFileSync(
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const seedTasks = readFileSync(
   join(root, '..', 'shared', 'data', 'self-instruct', 'seed_tasks.jsonl'),
   'utf8',
 )
@@ -36,98 +33,178 @@ const seedTexts = readFileSync(
   .map(
     (l) => JSON.parse(l) as { instruction: string; instances: { input: string; output: string }[] },
   );
+const seeds = seedTasks.map((t) => t.instruction);
+/** Words of the seed tasks (instructions and instances): a few thousand, as varied as LLM text. */
 const vocab = [
   ...new Set(
-    seedTexts
+    seedTasks
       .flatMap((t) => [t.instruction, ...t.instances.flatMap((x) => [x.input, x.output])])
       .join(' ')
       .split(/\s+/)
       .filter((w) => /^[A-Za-z][a-z]+$/.test(w)),
   ),
 ];
-function perturb(s: string): string {
-  const w = s.split(' ');
-  for (let k = 1 + rng.int(2); k > 0; k--) {
-    const op = rng.int(4);
-    const i = rng.int(w.length);
-    if (op === 0 && w.length > 4) w.splice(i, 1);
-    else if (op === 1) w.splice(i, 0, rng.choice(vocab));
-    else if (op === 2 && i + 1 < w.length) [w[i], w[i + 1]] = [w[i + 1]!, w[i]!];
-    else w[i] = rng.choice(vocab);
+
+const VERBS =
+  'Write,Generate,Create,Compose,Draft,List,Describe,Explain,Summarize,Suggest,Give,Outline,Classify,Rewrite,Translate,Identify,Compare,Design,Plan,Recommend'.split(
+    ',',
+  );
+const OBJECTS =
+  'a short poem,a haiku,a product description,a tweet,a cover letter,a list of tips,a recipe,a short story,an email,a slogan,three interview questions,a workout plan,a travel itinerary,a movie review,a lesson plan,five fun facts,a riddle,a dialogue,a news headline,a limerick'.split(
+    ',',
+  );
+const TOPICS =
+  'time management,climate change,a rainy day,machine learning,the ocean,friendship,a job interview,healthy breakfast,public speaking,a birthday party,remote work,space travel,ancient Rome,personal finance,learning a language,gardening,a lost cat,renewable energy,the first day of school,video games,coffee,a mountain hike,online privacy,volunteering'.split(
+    ',',
+  );
+const STYLES =
+  ',, in the style of a pirate, for a five-year-old, in under 50 words, using formal language, with a humorous tone, for a busy professional, as a bulleted list, in the second person'.split(
+    ',',
+  );
+
+/** Instruction-like candidates with near-duplicates, all from one seeded stream. */
+function makeCandidates(n: number, seed: number): string[] {
+  const rng = new Rng(seed);
+  const perturb = (s: string): string => {
+    const w = s.split(' ');
+    for (let k = 1 + rng.int(2); k > 0; k--) {
+      const op = rng.int(5);
+      const i = rng.int(w.length);
+      if (op === 0 && w.length > 4) w.splice(i, 1);
+      else if (op === 1) w.splice(i, 0, rng.choice(vocab));
+      else if (op === 2 && i + 1 < w.length) [w[i], w[i + 1]] = [w[i + 1]!, w[i]!];
+      else if (op === 3) w[i] = w[i]!.toUpperCase();
+      else w[i] = rng.choice(vocab);
+    }
+    return w.join(' ');
+  };
+  const rewrite = () =>
+    rng
+      .choice(seeds)
+      .split(' ')
+      .map((w) => (rng.float() < 0.4 ? rng.choice(vocab) : w))
+      .join(' ');
+  const template = () =>
+    `${rng.choice(VERBS)} ${rng.choice(OBJECTS)} about ${rng.choice(TOPICS)}${rng.choice(STYLES)}.`;
+  const out: string[] = [];
+  for (let k = 0; k < n; k++) {
+    const roll = rng.float();
+    if (roll < 0.25 && out.length > 0) out.push(perturb(rng.choice(out)));
+    else if (roll < 0.35) out.push(perturb(rng.choice(seeds)));
+    else if (roll < 0.6) out.push(template());
+    else out.push(rewrite());
   }
-  return w.join(' ');
-}
-function fresh(): string {
-  return rng
-    .choice(seeds)
-    .split(' ')
-    .map((w) => (rng.float() < 0.4 ? rng.choice(vocab) : w))
-    .join(' ');
-}
-const candidates: string[] = [];
-for (let k = 0; k < N; k++) {
-  const roll = rng.float();
-  if (roll < 0.25 && candidates.length > 0) candidates.push(perturb(rng.choice(candidates)));
-  else if (roll < 0.33) candidates.push(perturb(rng.choice(seeds)));
-  else candidates.push(fresh());
+  return out;
 }
 
-// Fast filter over all candidates.
-const idx = new RougeLIndex({ threshold: THRESHOLD });
-for (const s of seeds) idx.add(s);
-const fastDecisions: boolean[] = [];
-let pairsTotal = 0;
-let pairsPrefix = 0;
+/** The fast filter: returns each candidate's decision (true = kept) and the pool size it met. */
+function fastFilter(cands: readonly string[]) {
+  const idx = new RougeLIndex({ threshold: THRESHOLD });
+  for (const s of seeds) idx.add(s);
+  const kept = new Array<boolean>(cands.length);
+  const poolSize = new Int32Array(cands.length);
+  for (let k = 0; k < cands.length; k++) {
+    poolSize[k] = idx.size;
+    kept[k] = !idx.exceeds(cands[k]!);
+    if (kept[k]) idx.add(cands[k]!);
+  }
+  return { kept, poolSize };
+}
+
+/** The pool each candidate met, given the decisions before it (seeds, then kept candidates). */
+function poolsFrom(cands: readonly string[], kept: readonly boolean[]): string[] {
+  return [...seeds, ...cands.filter((_, k) => kept[k])];
+}
+
+/** Brute force on the sampled candidates: returns decisions, pairs scored and milliseconds. */
+function bruteSample(cands: readonly string[], kept: readonly boolean[], poolSize: Int32Array) {
+  const pool = poolsFrom(cands, kept);
+  const decisions = new Map<number, boolean>();
+  let pairs = 0;
+  const t = performance.now();
+  for (let k = 0; k < cands.length; k += BRUTE_EVERY) {
+    const { score } = bruteForceBest(cands[k]!, pool.slice(0, poolSize[k]!));
+    decisions.set(k, score <= THRESHOLD);
+    pairs += poolSize[k]!;
+  }
+  return { decisions, pairs, ms: performance.now() - t };
+}
+
+/** Independent exact replay of every decision: tokenise once, plain LCS table per pair. */
+function exactReplay(cands: readonly string[]): boolean[] {
+  const ids = new Map<string, number>();
+  const intern = (text: string) =>
+    rougeTokenize(text).map((t) => ids.get(t) ?? (ids.set(t, ids.size), ids.size - 1));
+  const pool = seeds.map(intern);
+  return cands.map((c) => {
+    const q = intern(c);
+    let keep = true;
+    for (const p of pool) {
+      if (q.length === 0 || p.length === 0) continue;
+      const l = lcsLength(q, p);
+      const prec = l / p.length;
+      const rec = l / q.length;
+      if (prec + rec > 0 && (2 * prec * rec) / (prec + rec) > THRESHOLD) {
+        keep = false;
+        break;
+      }
+    }
+    if (keep) pool.push(q);
+    return keep;
+  });
+}
+
+// Warm-up on a differently seeded set (JIT tiers; both filters get the same treatment).
+{
+  const warm = makeCandidates(3000, SEED + 1);
+  const w = fastFilter(warm);
+  bruteSample(warm.slice(0, 200 * BRUTE_EVERY), w.kept, w.poolSize);
+}
+
+const candidates = makeCandidates(N, SEED);
 const t0 = performance.now();
-for (let k = 0; k < N; k++) {
-  const c = candidates[k]!;
-  pairsTotal += idx.size;
-  if (k < PREFIX) pairsPrefix += idx.size;
-  const reject = idx.exceeds(c);
-  fastDecisions.push(!reject);
-  if (!reject) idx.add(c);
-}
+const { kept, poolSize } = fastFilter(candidates);
 const fastMs = performance.now() - t0;
+const pairsTotal = poolSize.reduce((a, b) => a + b, 0);
+const nKept = kept.filter(Boolean).length;
 
-// Brute force on the prefix: every pair scored from raw strings, like the original scripts.
-const pool = [...seeds];
-let identical = true;
-const t1 = performance.now();
-for (let k = 0; k < PREFIX; k++) {
-  const c = candidates[k]!;
-  let max = 0;
-  for (const p of pool) max = Math.max(max, rougeL(c, p).fmeasure);
-  const keep = max <= THRESHOLD;
-  if (keep !== fastDecisions[k]) identical = false;
-  if (keep) pool.push(c);
-}
-const bruteMsPrefix = performance.now() - t1;
-const bruteMsPerPair = bruteMsPrefix / pairsPrefix;
-const bruteMsEstimated = bruteMsPerPair * pairsTotal;
-const kept = fastDecisions.filter(Boolean).length;
+const brute = bruteSample(candidates, kept, poolSize);
+let bruteAgrees = true;
+for (const [k, keep] of brute.decisions) if (keep !== kept[k]) bruteAgrees = false;
+const t2 = performance.now();
+const replay = exactReplay(candidates);
+const replayMs = performance.now() - t2;
+const replayAgrees = replay.every((keep, k) => keep === kept[k]);
 
+const bruteUsPerPair = (brute.ms * 1000) / brute.pairs;
+const bruteMsAll = (bruteUsPerPair * pairsTotal) / 1000;
+const speedup = bruteMsAll / fastMs;
+console.log(`candidates ${N}, kept ${nKept}, final pool ${seeds.length + nKept}`);
+console.log(`pair comparisons a brute-force filter makes: ${pairsTotal}`);
 console.log(
-  `candidates ${N}, kept ${kept}, final pool ${idx.size}, pair comparisons ${pairsTotal}`,
+  `fast filter (RougeLIndex.exceeds): ${fastMs.toFixed(1)} ms, ${(N / (fastMs / 1000)).toFixed(0)} candidates/s, ${((fastMs * 1000) / N).toFixed(2)} µs/candidate`,
 );
-console.log(`fast: ${fastMs.toFixed(0)} ms (${(N / (fastMs / 1000)).toFixed(0)} candidates/s)`);
 console.log(
-  `brute force: ${bruteMsPrefix.toFixed(0)} ms for the first ${PREFIX} candidates (${pairsPrefix} pairs, ${(bruteMsPerPair * 1000).toFixed(2)} µs/pair); estimated ${(bruteMsEstimated / 1000).toFixed(0)} s for all`,
+  `brute force (re-tokenise + LCS table per pair): timed on ${brute.decisions.size} of ${N} candidates (every ${BRUTE_EVERY}th, against the pool of its time), ${brute.pairs} pairs in ${brute.ms.toFixed(0)} ms = ${bruteUsPerPair.toFixed(3)} µs/pair; ${BRUTE_EVERY === 1 ? 'measured' : 'extrapolated'} for all candidates: ${(bruteMsAll / 1000).toFixed(1)} s`,
 );
+console.log(
+  `exact replay (tokenise once, LCS table per pair, all ${N} candidates): ${replayMs.toFixed(0)} ms, decisions ${replayAgrees ? 'identical' : 'DIFFERENT'}; brute-force sample ${bruteAgrees ? 'identical' : 'DIFFERENT'}`,
+);
+console.log(`speedup over the brute-force filter: ${speedup.toFixed(0)}x`);
 console.log(
   JSON.stringify({
     bench: 'rouge-filter',
     candidates: N,
-    kept,
-    pairs: pairsTotal,
-    fast_ms: Math.round(fastMs),
     candidates_per_s: Math.round(N / (fastMs / 1000)),
-    brute_force_us_per_pair: Number((bruteMsPerPair * 1000).toFixed(3)),
-    brute_force_ms_estimated: Math.round(bruteMsEstimated),
-    brute_force_measured_prefix: PREFIX,
-    speedup: Math.round(bruteMsEstimated / fastMs),
-    // Not measured here: rouge_score (Python) took about 46 µs per score() call on a machine
-    // like this one (shared/data/rouge/README.md); the same pair count at that rate.
-    speedup_vs_rouge_score_reference: Math.round((46e-3 * pairsTotal) / fastMs),
-    identical,
+    speedup: Math.round(speedup),
+    identical: bruteAgrees && replayAgrees,
+    kept: nKept,
+    pairs: pairsTotal,
+    fast_ms: Number(fastMs.toFixed(1)),
+    brute_force_us_per_pair: Number(bruteUsPerPair.toFixed(3)),
+    brute_force_ms: Math.round(bruteMsAll),
+    brute_force_timed_candidates: brute.decisions.size,
+    brute_force_extrapolated: BRUTE_EVERY > 1,
+    speedup_vs_tokenise_once_replay: Math.round(replayMs / fastMs),
   }),
 );
