@@ -90,7 +90,7 @@ export function parseConfig<S extends z.ZodType>(
   const line = source?.lineOf?.(path);
   throw new ConfigError(
     message,
-    { file: line !== undefined ? source?.file : undefined, line, field },
+    { file: line !== undefined || !source?.lineOf ? source?.file : undefined, line, field },
     {
       hint: source?.file ? `check ${source.file} and the flags` : 'check the flags',
     },

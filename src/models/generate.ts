@@ -45,7 +45,7 @@ function stopIds(lm: CausalLM, opts: GenerateOptions): Set<number> {
 }
 
 /** Text that is safe to emit: no trailing partial character, no possible stop-string prefix. */
-function stableLength(text: string, stops: readonly string[]): number {
+export function stableLength(text: string, stops: readonly string[]): number {
   let end = text.length;
   while (end > 0 && text.charCodeAt(end - 1) === 0xfffd) end--;
   for (const s of stops) {
@@ -220,4 +220,29 @@ export async function generate(
       promptTokens: r.prompt.length,
     };
   });
+}
+
+/**
+ * Last-position logits of a token sequence, recomputed without a cache (one prefill run of the
+ * decode graph); for checks against other runtimes and for scoring one next token.
+ */
+export async function lastLogits(lm: CausalLM, ids: readonly number[]): Promise<Float32Array> {
+  const s = await lm.decodeSession();
+  const S = ids.length;
+  const { numLayers, numKvHeads, headDim } = lm.spec;
+  const past: Record<string, Tensor> = {};
+  for (let l = 0; l < numLayers; l++) {
+    for (const kv of ['key', 'value'])
+      past[`past.${l}.${kv}`] = tensor('float32', [1, numKvHeads, 0, headDim], new Float32Array(0));
+  }
+  const bias = new Float32Array(S * S);
+  for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) bias[i * S + j] = j <= i ? 0 : MASK_MIN;
+  const out = await s.run({
+    ...lm.weightFeeds(),
+    ...past,
+    input_ids: tensor('int64', [1, S], BigInt64Array.from(ids.map(BigInt))),
+    position_ids: tensor('int64', [1, S], BigInt64Array.from(ids.map((_, i) => BigInt(i)))),
+    attn_bias: tensor('float32', [1, 1, S, S], bias),
+  });
+  return out.logits!.data as Float32Array;
 }

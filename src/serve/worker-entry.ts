@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { tensor } from '../engine/runtime.ts';
 import { type ActiveSequence, BatchDecoder } from '../models/batch-decoder.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
+import { stableLength } from '../models/generate.ts';
 import { CausalLM } from '../models/lm.ts';
 import { loadPeftAdapter, mergeLora } from '../models/peft.ts';
 import type { FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
@@ -114,20 +115,6 @@ async function main(): Promise<void> {
       offset += text.length;
     }
     return out;
-  }
-
-  function stableLength(text: string, stops: readonly string[]): number {
-    let end = text.length;
-    while (end > 0 && text.charCodeAt(end - 1) === 0xfffd) end--;
-    for (const s of stops) {
-      for (let k = Math.min(s.length - 1, end); k > 0; k--) {
-        if (text.endsWith(s.slice(0, k), end)) {
-          end -= k;
-          break;
-        }
-      }
-    }
-    return Math.max(0, end);
   }
 
   function flush(r: Running, final: boolean): void {

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseConfig } from '../data/config.ts';
 import { RougeLIndex } from '../data/rouge.ts';
 import { ConfigError } from '../util/errors.ts';
 import { writeJsonl } from '../util/jsonl.ts';
@@ -70,14 +71,7 @@ export interface AlpacaReport {
 }
 
 export function parseAlpacaConfig(raw: unknown, file?: string): z.infer<typeof AlpacaConfig> {
-  const r = AlpacaConfig.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field =
-      issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : '');
-    throw new ConfigError(issue.message, { file, field });
-  }
-  return r.data;
+  return parseConfig(AlpacaConfig, raw, { file });
 }
 
 /** Runs (or resumes) Alpaca-style generation and writes data.jsonl of {instruction, input, output}. */

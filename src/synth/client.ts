@@ -3,6 +3,7 @@
 // and jitter that honour Retry-After, a content-addressed disk cache, usage and cost accounting,
 // and weighted fan-out over several endpoints with failover.
 import { z } from 'zod';
+import { parseConfig } from '../data/config.ts';
 import { env } from '../util/env.ts';
 import { ConfigError, EndpointError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -46,18 +47,7 @@ export type LlmClientConfig = z.input<typeof LlmClientConfig>;
 
 /** Parses a client config; unknown keys and wrong types are ConfigErrors naming the field. */
 export function parseClientConfig(raw: unknown, file?: string): z.infer<typeof LlmClientConfig> {
-  const r = LlmClientConfig.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field =
-      issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : '');
-    throw new ConfigError(
-      issue.message,
-      { file, field },
-      { hint: 'see LlmClientConfig in src/synth/client.ts' },
-    );
-  }
-  return r.data;
+  return parseConfig(LlmClientConfig, raw, { file });
 }
 
 // ---------------------------------------------------------------------------------------------

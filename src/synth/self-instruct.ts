@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseConfig } from '../data/config.ts';
 import { RougeLIndex } from '../data/rouge.ts';
 import { ConfigError } from '../util/errors.ts';
 import { writeJsonl } from '../util/jsonl.ts';
@@ -88,14 +89,7 @@ export function parseSelfInstructConfig(
   raw: unknown,
   file?: string,
 ): z.infer<typeof SelfInstructConfig> {
-  const r = SelfInstructConfig.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field =
-      issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(',') : '');
-    throw new ConfigError(issue.message, { file, field });
-  }
-  return r.data;
+  return parseConfig(SelfInstructConfig, raw, { file });
 }
 
 interface Candidate {

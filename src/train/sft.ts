@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { describeZodError } from '../data/config.ts';
+import { parseConfig } from '../data/config.ts';
 import { ParamStore } from '../engine/params.ts';
 import { tensor } from '../engine/runtime.ts';
 import type { Trainer } from '../engine/step.ts';
@@ -83,16 +83,7 @@ export type SftConfig = z.infer<typeof SftConfig>;
 
 /** Parses an SFT config; unknown keys and wrong types are ConfigErrors naming the field. */
 export function parseSftConfig(raw: unknown, file?: string): SftConfig {
-  const r = SftConfig.safeParse(raw);
-  if (!r.success) {
-    const { field, message } = describeZodError(r.error);
-    throw new ConfigError(
-      message,
-      { file, field },
-      { hint: 'see SftConfig in src/train/sft.ts (TRL SFTConfig names)' },
-    );
-  }
-  return r.data;
+  return parseConfig(SftConfig, raw, { file });
 }
 
 export interface StepLog {

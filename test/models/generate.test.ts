@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { tensor } from '../../src/engine/runtime.ts';
 import { parseHfConfig } from '../../src/models/config.ts';
-import { generate } from '../../src/models/generate.ts';
+import { generate, lastLogits } from '../../src/models/generate.ts';
 import { CausalLM } from '../../src/models/lm.ts';
 import { argmax, sampleToken } from '../../src/models/sampling.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -25,35 +24,6 @@ function tinySpec(extra: Record<string, unknown> = {}) {
   });
 }
 
-/** Last-position logits of the whole sequence, recomputed without a cache. */
-async function fullLogits(lm: CausalLM, seq: number[]): Promise<Float32Array> {
-  const s = await lm.decodeSession();
-  const S = seq.length;
-  const past: Record<string, ReturnType<typeof tensor>> = {};
-  for (let l = 0; l < lm.spec.numLayers; l++) {
-    past[`past.${l}.key`] = tensor(
-      'float32',
-      [1, lm.spec.numKvHeads, 0, lm.spec.headDim],
-      new Float32Array(0),
-    );
-    past[`past.${l}.value`] = tensor(
-      'float32',
-      [1, lm.spec.numKvHeads, 0, lm.spec.headDim],
-      new Float32Array(0),
-    );
-  }
-  const bias = new Float32Array(S * S);
-  for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) bias[i * S + j] = j <= i ? 0 : -1e9;
-  const out = await s.run({
-    ...lm.weightFeeds(),
-    ...past,
-    input_ids: tensor('int64', [1, S], BigInt64Array.from(seq.map(BigInt))),
-    position_ids: tensor('int64', [1, S], BigInt64Array.from(seq.map((_, i) => BigInt(i)))),
-    attn_bias: tensor('float32', [1, 1, S, S], bias),
-  });
-  return out.logits!.data as Float32Array;
-}
-
 const prompts = [[5, 9, 2], [7, 1, 1, 4, 8, 30, 2], [12], [40, 41, 42, 43]];
 
 for (const family of ['llama', 'qwen2'] as const) {
@@ -62,7 +32,7 @@ for (const family of ['llama', 'qwen2'] as const) {
     const [r] = await generate(lm, [prompts[1]!], { max_new_tokens: 10, stop_token_ids: [] });
     const seq = [...prompts[1]!];
     for (const t of r!.tokens) {
-      const logits = await fullLogits(lm, seq);
+      const logits = await lastLogits(lm, seq);
       assert.equal(argmax(logits), t);
       seq.push(t);
     }

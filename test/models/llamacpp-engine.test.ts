@@ -7,9 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { tensor } from '../../src/engine/runtime.ts';
 import { parseHfConfig } from '../../src/models/config.ts';
-import { generate } from '../../src/models/generate.ts';
+import { generate, lastLogits } from '../../src/models/generate.ts';
 import { exportGguf } from '../../src/models/gguf-export.ts';
 import { CausalLM } from '../../src/models/lm.ts';
 import { trainTinyTokenizer } from '../../src/models/tiny.ts';
@@ -35,30 +34,6 @@ const prompts = [
   'the cat',
   'Line 7',
 ];
-
-async function ourLastLogits(lm: CausalLM, ids: number[]): Promise<Float32Array> {
-  const s = await lm.decodeSession();
-  const S = ids.length;
-  const past: Record<string, ReturnType<typeof tensor>> = {};
-  for (let l = 0; l < lm.spec.numLayers; l++) {
-    for (const kv of ['key', 'value'])
-      past[`past.${l}.${kv}`] = tensor(
-        'float32',
-        [1, lm.spec.numKvHeads, 0, lm.spec.headDim],
-        new Float32Array(0),
-      );
-  }
-  const bias = new Float32Array(S * S);
-  for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) bias[i * S + j] = j <= i ? 0 : -1e9;
-  const out = await s.run({
-    ...lm.weightFeeds(),
-    ...past,
-    input_ids: tensor('int64', [1, S], BigInt64Array.from(ids.map(BigInt))),
-    position_ids: tensor('int64', [1, S], BigInt64Array.from(ids.map((_, i) => BigInt(i)))),
-    attn_bias: tensor('float32', [1, 1, S, S], bias),
-  });
-  return out.logits!.data as Float32Array;
-}
 
 for (const family of ['llama', 'qwen2'] as const) {
   describe(`${family} export: instructkit engine vs llama.cpp`, () => {
@@ -105,7 +80,7 @@ for (const family of ['llama', 'qwen2'] as const) {
       try {
         for (const p of prompts.slice(0, 4)) {
           const ids = tokenizer.encode(p);
-          const ours = await ourLastLogits(lm, ids);
+          const ours = await lastLogits(lm, ids);
           const theirs = await llamaCppLogits(model, ids, spec.vocabSize);
           let max = 0;
           for (let t = 0; t < ours.length; t++)

@@ -7,10 +7,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tensor } from '../../src/engine/runtime.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../src/models/checkpoint.ts';
 import { parseHfConfig } from '../../src/models/config.ts';
-import { generate } from '../../src/models/generate.ts';
+import { generate, lastLogits } from '../../src/models/generate.ts';
 import { exportGguf } from '../../src/models/gguf-export.ts';
 import { CausalLM } from '../../src/models/lm.ts';
 import { loadPeftAdapter, mergeLora } from '../../src/models/peft.ts';
@@ -43,28 +42,6 @@ const pairs = texts.map((t) => ({
   prompt: `${t.split(' is ')[0]} colour?\nAnswer:`,
   completion: ` ${t.split(' is ')[1]!.split(' ')[0]}`,
 }));
-
-async function lastLogits(lm: CausalLM, ids: number[]): Promise<Float32Array> {
-  const s = await lm.decodeSession();
-  const S = ids.length;
-  const past: Record<string, ReturnType<typeof tensor>> = {};
-  for (let l = 0; l < lm.spec.numLayers; l++)
-    for (const kv of ['key', 'value'])
-      past[`past.${l}.${kv}`] = tensor(
-        'float32',
-        [1, lm.spec.numKvHeads, 0, lm.spec.headDim],
-        new Float32Array(0),
-      );
-  const bias = new Float32Array(S * S).map((_, k) => (k % S <= Math.floor(k / S) ? 0 : -1e9));
-  const out = await s.run({
-    ...lm.weightFeeds(),
-    ...past,
-    input_ids: tensor('int64', [1, S], BigInt64Array.from(ids.map(BigInt))),
-    position_ids: tensor('int64', [1, S], BigInt64Array.from(ids.map((_, i) => BigInt(i)))),
-    attn_bias: tensor('float32', [1, 1, S, S], bias),
-  });
-  return out.logits!.data as Float32Array;
-}
 
 test('LoRA on an HF directory: no-op at init, PEFT files, merge, GGUF in llama.cpp', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-lora-'));
