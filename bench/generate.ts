@@ -13,7 +13,11 @@ import { tinyLlamaConfig, trainTinyTokenizer } from '../src/models/tiny.ts';
 import { env } from '../src/util/env.ts';
 
 const NEW = Number(process.argv[2] ?? 96);
-const texts = Array.from({ length: 400 }, (_, i) => `Sentence ${i}: the ${['red', 'blue', 'green'][i % 3]} box holds ${i % 13} small stones.`);
+const texts = Array.from(
+  { length: 400 },
+  (_, i) =>
+    `Sentence ${i}: the ${['red', 'blue', 'green'][i % 3]} box holds ${i % 13} small stones.`,
+);
 const { tokenizer } = trainTinyTokenizer(texts, 2048);
 const spec = tinyLlamaConfig({ eosTokenId: tokenizer.eos!.id, padTokenId: tokenizer.pad!.id });
 const lm = CausalLM.random(spec, 1, tokenizer);
@@ -24,7 +28,10 @@ const prompts = Array.from({ length: 32 }, (_, i) => tokenizer.encode(texts[i]!.
 async function ours(batch: number): Promise<number> {
   await generate(lm, prompts.slice(0, batch), { max_new_tokens: 4, stop_token_ids: [] });
   const t0 = performance.now();
-  const r = await generate(lm, prompts.slice(0, batch), { max_new_tokens: NEW, stop_token_ids: [] });
+  const r = await generate(lm, prompts.slice(0, batch), {
+    max_new_tokens: NEW,
+    stop_token_ids: [],
+  });
   const n = r.reduce((s, x) => s + x.tokens.length, 0);
   return n / ((performance.now() - t0) / 1000);
 }
@@ -33,7 +40,13 @@ const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLev
 const model = await llama.loadModel({ modelPath: path });
 
 async function theirs(batch: number): Promise<number> {
-  const ctx = await model.createContext({ sequences: batch, contextSize: 256 * batch, batchSize: 512, threads: env.threads, flashAttention: false });
+  const ctx = await model.createContext({
+    sequences: batch,
+    contextSize: 256 * batch,
+    batchSize: 512,
+    threads: env.threads,
+    flashAttention: false,
+  });
   try {
     const run = async (tokens: number) => {
       let n = 0;
@@ -66,8 +79,12 @@ const oursBatch = await ours(32);
 const theirsBatch = await theirs(32);
 await model.dispose();
 const r2 = (x: number) => Math.round(x * 100) / 100;
-console.log(`single stream: instructkit ${oursSingle.toFixed(0)} tok/s, llama.cpp ${theirsSingle.toFixed(0)} tok/s`);
-console.log(`32-way batched: instructkit ${oursBatch.toFixed(0)} tok/s, llama.cpp ${theirsBatch.toFixed(0)} tok/s`);
+console.log(
+  `single stream: instructkit ${oursSingle.toFixed(0)} tok/s, llama.cpp ${theirsSingle.toFixed(0)} tok/s`,
+);
+console.log(
+  `32-way batched: instructkit ${oursBatch.toFixed(0)} tok/s, llama.cpp ${theirsBatch.toFixed(0)} tok/s`,
+);
 console.log(
   JSON.stringify({
     bench: 'generate',
