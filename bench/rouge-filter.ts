@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bruteForceBest, lcsLength, RougeLIndex, rougeTokenize } from '../src/data/rouge.ts';
+import { bruteForceBest, RougeLIndex, rougeTokenize } from '../src/data/rouge.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const argv = process.argv.slice(2);
@@ -134,14 +134,34 @@ function bruteSample(cands: readonly string[], kept: readonly boolean[], poolSiz
 function exactReplay(cands: readonly string[]): boolean[] {
   const ids = new Map<string, number>();
   const intern = (text: string) =>
-    rougeTokenize(text).map((t) => ids.get(t) ?? (ids.set(t, ids.size), ids.size - 1));
+    Int32Array.from(rougeTokenize(text), (t) => {
+      const id = ids.get(t);
+      if (id !== undefined) return id;
+      ids.set(t, ids.size);
+      return ids.size - 1;
+    });
+  let row = new Int32Array(64);
+  /** LCS length by the textbook recurrence, one row at a time. */
+  const lcs = (a: Int32Array, b: Int32Array): number => {
+    if (row.length <= b.length) row = new Int32Array(b.length * 2);
+    row.fill(0, 0, b.length + 1);
+    for (let i = 0; i < a.length; i++) {
+      let diag = 0;
+      for (let j = 1; j <= b.length; j++) {
+        const up = row[j]!;
+        row[j] = a[i] === b[j - 1] ? diag + 1 : Math.max(up, row[j - 1]!);
+        diag = up;
+      }
+    }
+    return row[b.length]!;
+  };
   const pool = seeds.map(intern);
   return cands.map((c) => {
     const q = intern(c);
     let keep = true;
     for (const p of pool) {
       if (q.length === 0 || p.length === 0) continue;
-      const l = lcsLength(q, p);
+      const l = lcs(q, p);
       const prec = l / p.length;
       const rec = l / q.length;
       if (prec + rec > 0 && (2 * prec * rec) / (prec + rec) > THRESHOLD) {

@@ -36,8 +36,6 @@ function stem(tok: string): string {
  */
 export function rougeTokenize(text: string, opts: RougeOptions = {}): string[] {
   const out: string[] = [];
-  const stemmer = opts.stemmer === true;
-  const push = (tok: string) => out.push(stemmer && tok.length > 3 ? stem(tok) : tok);
   const n = text.length;
   let start = -1;
   let mixed = false;
@@ -50,15 +48,18 @@ export function rougeTokenize(text: string, opts: RougeOptions = {}): string[] {
       mixed = true;
     } else if (c === 0x130) {
       const head = start < 0 ? '' : text.slice(start, i);
-      push(`${mixed ? head.toLowerCase() : head}i`);
+      out.push(`${mixed ? head.toLowerCase() : head}i`);
       start = -1;
       mixed = false;
     } else if (start >= 0) {
       const tok = text.slice(start, i);
-      push(mixed ? tok.toLowerCase() : tok);
+      out.push(mixed ? tok.toLowerCase() : tok);
       start = -1;
       mixed = false;
     }
+  }
+  if (opts.stemmer === true) {
+    for (let i = 0; i < out.length; i++) if (out[i]!.length > 3) out[i] = stem(out[i]!);
   }
   return out;
 }

@@ -4,7 +4,12 @@
 // no unvisited entry can matter, and scores survivors with a bit-parallel LCS. Scoring itself
 // (tokenizer, F order) is in rouge-core.ts.
 import { ConfigError } from '../util/errors.ts';
-import { fmeasureFromLcs, popcount32, type RougeOptions, rougeTokenize } from './rouge-core.ts';
+import { fmeasureFromLcs, popcount32, type RougeOptions } from './rouge-core.ts';
+
+const FM = fmeasureFromLcs;
+const POP = popcount32;
+
+import { TokenVocab } from './rouge-vocab.ts';
 
 export interface RougeLIndexOptions extends RougeOptions {
   /** A query exceeds the threshold when some entry's F-measure is strictly above it. @default 0.7 */
@@ -53,7 +58,7 @@ const grow = (a: Int32Array<ArrayBuffer>, need: number): Int32Array<ArrayBuffer>
 export class RougeLIndex {
   readonly threshold: number;
   readonly stemmer: boolean;
-  readonly #ids = new Map<string, number>();
+  readonly #vocab = new TokenVocab();
   /** Per token id: the entries containing it, in insertion order. */
   readonly #postings: number[][] = [];
   /** Token ids of every entry, back to back; entry e is #toks[#start[e] .. #start[e] + #len[e]). */
@@ -101,29 +106,27 @@ export class RougeLIndex {
 
   /** Adds a text to the pool and returns its index (0, 1, 2, … in call order). */
   add(text: string): number {
-    const toks = rougeTokenize(text, { stemmer: this.stemmer });
+    const vocab = this.#vocab;
+    const n = vocab.scan(text, this.stemmer, true);
+    const ids = vocab.ids;
     const e = this.#size++;
     if (e >= this.#start.length) {
       this.#start = grow(this.#start, e + 1);
       this.#len = grow(this.#len, e + 1);
       this.#seen = grow(this.#seen, e + 1);
     }
-    this.#toks = grow(this.#toks, this.#used + toks.length);
+    while (this.#postings.length < vocab.size) this.#postings.push([]);
+    if (vocab.size > this.#slot.length) this.#slot = grow(this.#slot, vocab.size);
+    this.#toks = grow(this.#toks, this.#used + n);
     this.#start[e] = this.#used;
-    this.#len[e] = toks.length;
-    for (const tok of toks) {
-      let id = this.#ids.get(tok);
-      if (id === undefined) {
-        id = this.#ids.size;
-        this.#ids.set(tok, id);
-        this.#postings.push([]);
-      }
+    this.#len[e] = n;
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
       this.#toks[this.#used++] = id;
       const list = this.#postings[id]!;
       // An entry is listed once per distinct token; a repeat within it is the list's last item.
       if (list.length === 0 || list[list.length - 1] !== e) list.push(e);
     }
-    if (this.#ids.size > this.#slot.length) this.#slot = grow(this.#slot, this.#ids.size);
     return e;
   }
 
@@ -155,7 +158,7 @@ export class RougeLIndex {
         const p = len[e]!;
         const ub = (2 * Math.min(remaining, p)) / (nq + p);
         if (ub * (1 + SLACK) < score) continue;
-        const f = fmeasureFromLcs(this.#lcs(e), nq, p);
+        const f = FM(this.#lcs(e), nq, p);
         if (f > score) {
           score = f;
           index = e;
@@ -194,7 +197,7 @@ export class RougeLIndex {
         const p = len[e]!;
         const ub = (2 * Math.min(remaining, p)) / (nq + p);
         if (ub * (1 + SLACK) <= t) continue;
-        if (fmeasureFromLcs(this.#lcs(e), nq, p) > t) {
+        if (FM(this.#lcs(e), nq, p) > t) {
           hit = true;
           break;
         }
@@ -211,8 +214,8 @@ export class RougeLIndex {
    * Starts a new visit epoch. Returns the query's token count; #release must follow.
    */
   #prepare(query: string): number {
-    const qtoks = rougeTokenize(query, { stemmer: this.stemmer });
-    const nq = qtoks.length;
+    const nq = this.#vocab.scan(query, this.stemmer, false);
+    const qids = this.#vocab.ids;
     const words = nq === 0 ? 1 : (nq + 31) >>> 5;
     this.#words = words;
     if (this.#v.length < words) this.#v = new Int32Array(words);
@@ -225,36 +228,40 @@ export class RougeLIndex {
     if (this.#masks.length < (nq + 1) * words) this.#masks = new Int32Array((nq + 1) * words);
     const slotOf = this.#slot;
     const masks = this.#masks;
+    const slotIds = this.#slotIds;
+    const mult = this.#mult;
     let d = 0;
     let known = 0;
     for (let i = 0; i < nq; i++) {
-      const id = this.#ids.get(qtoks[i]!);
-      if (id === undefined) continue;
+      const id = qids[i]!;
+      if (id < 0) continue;
       known++;
       let s = slotOf[id]! - 1;
       if (s < 0) {
         s = d++;
         slotOf[id] = s + 1;
-        this.#slotIds[s] = id;
-        this.#mult[s] = 0;
-        masks.fill(0, s * words, (s + 1) * words);
-        // Insertion sort by posting-list length (then id, for a fixed order): d is small.
-        const df = this.#postings[id]!.length;
-        let k = s;
-        while (
-          k > 0 &&
-          (this.#df[k - 1]! > df ||
-            (this.#df[k - 1] === df && this.#slotIds[this.#order[k - 1]!]! > id))
-        ) {
-          this.#order[k] = this.#order[k - 1]!;
-          this.#df[k] = this.#df[k - 1]!;
-          k--;
-        }
-        this.#order[k] = s;
-        this.#df[k] = df;
+        slotIds[s] = id;
+        mult[s] = 0;
+        if (words === 1) masks[s] = 0;
+        else masks.fill(0, s * words, (s + 1) * words);
       }
-      this.#mult[s]!++;
+      mult[s]!++;
       masks[s * words + (i >>> 5)]! |= 1 << (i & 31);
+    }
+    // Slots by increasing posting-list length (insertion sort: a query has few tokens).
+    const order = this.#order;
+    const dfs = this.#df;
+    const postings = this.#postings;
+    for (let s = 0; s < d; s++) {
+      const df = postings[slotIds[s]!]!.length;
+      let k = s;
+      while (k > 0 && dfs[k - 1]! > df) {
+        order[k] = order[k - 1]!;
+        dfs[k] = dfs[k - 1]!;
+        k--;
+      }
+      order[k] = s;
+      dfs[k] = df;
     }
     this.#distinct = d;
     this.#known = known;
@@ -292,7 +299,7 @@ export class RougeLIndex {
         const m = masks[s - 1]!;
         v = (v + (v & m)) | (v & ~m);
       }
-      return 32 - popcount32(v);
+      return 32 - POP(v);
     }
     const v = this.#v;
     v.fill(-1, 0, words);
@@ -310,7 +317,7 @@ export class RougeLIndex {
       }
     }
     let ones = 0;
-    for (let w = 0; w < words; w++) ones += popcount32(v[w]!);
+    for (let w = 0; w < words; w++) ones += POP(v[w]!);
     return 32 * words - ones;
   }
 }
