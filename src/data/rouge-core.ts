@@ -2,6 +2,7 @@
 // LCS-based precision / recall / F-measure in the same IEEE operation order (so scores are
 // bitwise equal), and a plain dynamic-programming LCS. The near-duplicate index lives in
 // rouge-index.ts; src/data/rouge.ts is the public entry point that re-exports both.
+import { DataError } from '../util/errors.ts';
 import { porterStem } from './porter.ts';
 
 export interface RougeScore {
@@ -35,6 +36,7 @@ function stem(tok: string): string {
  * character scan gives exactly `re.split` of the lowered text without lowering it whole.
  */
 export function rougeTokenize(text: string, opts: RougeOptions = {}): string[] {
+  if (typeof text !== 'string') throw notText(text);
   const out: string[] = [];
   const n = text.length;
   let start = -1;
@@ -62,6 +64,15 @@ export function rougeTokenize(text: string, opts: RougeOptions = {}): string[] {
     for (let i = 0; i < out.length; i++) if (out[i]!.length > 3) out[i] = stem(out[i]!);
   }
   return out;
+}
+
+/** The error for a ROUGE input that is not a string (undefined, a number, a record...). */
+export function notText(value: unknown): DataError {
+  return new DataError(
+    `ROUGE-L scores strings, got ${value === null ? 'null' : typeof value}`,
+    { field: 'text' },
+    { hint: 'pass the instruction or answer text itself, not a record or a missing field' },
+  );
 }
 
 /**

@@ -2,7 +2,7 @@
 // over its characters, without building a string per token. rouge_score tokens are [a-z0-9]+, so
 // each is stored as bytes in one buffer and found through an open-addressing hash table. The
 // tokenisation rule itself (and stemming) is rougeTokenize in rouge-core.ts; this must agree.
-import { rougeTokenize } from './rouge-core.ts';
+import { notText, rougeTokenize } from './rouge-core.ts';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 16777619;
@@ -31,6 +31,7 @@ export class TokenVocab {
    * count. With `create`, unseen tokens are added; otherwise they get id -1.
    */
   scan(text: string, stemmer: boolean, create: boolean): number {
+    if (typeof text !== 'string') throw notText(text);
     if (stemmer) return this.#scanStrings(rougeTokenize(text, { stemmer: true }), create);
     let count = 0;
     let n = 0;
@@ -41,10 +42,11 @@ export class TokenVocab {
       let c = i < len ? text.charCodeAt(i) : 32;
       if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57)) {
         // a token character as it is
-      } else if (c >= 65 && c <= 90) c += 32;
-      else if (c === 0x212a)
+      } else if (c >= 65 && c <= 90) {
+        c += 32;
+      } else if (c === 0x212a) {
         c = 107; // KELVIN SIGN lower-cases to 'k'
-      else {
+      } else {
         if (c === 0x130) {
           // 'İ' lower-cases to 'i' + U+0307, and the combining dot ends the token.
           if (n === buf.length) buf = this.#growBuf();
