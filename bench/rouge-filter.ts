@@ -240,7 +240,7 @@ console.log(
   `fast filter via RougeLIndex.best (exact max and most similar entry): ${bestRun.median.toFixed(1)} ms, ${(N / (bestRun.median / 1000)).toFixed(0)} candidates/s`,
 );
 console.log(
-  `brute force (re-tokenise + LCS table per pair): timed on ${brute.matches.size} of ${N} candidates (every ${BRUTE_EVERY}th, against the pool of its time), ${brute.pairs} pairs in ${brute.ms.toFixed(0)} ms = ${bruteUsPerPair.toFixed(3)} µs/pair; ${BRUTE_EVERY === 1 ? 'measured' : 'extrapolated'} for all candidates: ${(bruteMsAll / 1000).toFixed(1)} s`,
+  `brute force (re-tokenise + LCS table per pair): timed on ${brute.matches.size} of ${N} candidates (${BRUTE_EVERY === 1 ? 'all' : `every ${BRUTE_EVERY}th`}, each against the pool of its time), ${brute.pairs} pairs in ${brute.ms.toFixed(0)} ms = ${bruteUsPerPair.toFixed(3)} µs/pair; ${BRUTE_EVERY === 1 ? 'measured' : 'extrapolated'} for all candidates: ${(bruteMsAll / 1000).toFixed(1)} s`,
 );
 console.log(
   `exact replay (tokenise once, LCS table per pair, all ${N} candidates): ${replayMs.toFixed(0)} ms, decisions of exceeds and best ${replayAgrees ? 'identical' : 'DIFFERENT'}; brute-force sample (decisions and best matches) ${bruteAgrees ? 'identical' : 'DIFFERENT'}`,

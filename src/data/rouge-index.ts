@@ -88,12 +88,11 @@ export class RougeLIndex {
   constructor(opts: RougeLIndexOptions = {}) {
     const t = opts.threshold ?? 0.7;
     if (typeof t !== 'number' || Number.isNaN(t)) {
+      const hint = 'Self-Instruct uses 0.7 (reject when ROUGE-L F > 0.7)';
       throw new ConfigError(
-        `threshold must be a number, got ${String(t)}`,
-        {
-          field: 'threshold',
-        },
-        { hint: 'Self-Instruct uses 0.7 (reject when ROUGE-L F > 0.7)' },
+        `threshold must be a number, got ${t}`,
+        { field: 'threshold' },
+        { hint },
       );
     }
     this.threshold = t;

@@ -1,7 +1,9 @@
 // ROUGE-L with the tokenisation and arithmetic of Google's rouge_score (bitwise-equal P, R, F,
 // with or without the NLTK-mode Porter stemmer), a brute-force best match, and RougeLIndex, the
 // fast Self-Instruct near-duplicate filter. This file is the public entry point: the tokenizer
-// and F order are in rouge-core.ts, the index in rouge-index.ts, the stemmer in porter.ts.
+// and F order are in rouge-core.ts, the index in rouge-index.ts (token interning in
+// rouge-vocab.ts), the stemmer in porter.ts. Besides the agreed API it exports the building
+// blocks lcsLength, fmeasureFromLcs and rougeLFromLcs, for callers with their own tokens.
 import {
   lcsLength,
   type RougeOptions,
