@@ -1,53 +1,37 @@
-// The decoder-only transformer as an engine graph, for every family in the registry: LLaMA
-// (RMSNorm, RoPE with scaling, GQA, SwiGLU; Qwen2's q/k/v biases; Mistral) and GPT-2
-// (LayerNorm, learned positions, GELU-tanh, Conv1D [in, out] weights). Weights are looked up by
-// their HF names; optional LoRA adapters wrap chosen projections. The same body serves training
-// (packed, block-diagonal masks) and cached decoding (past keys/values in, present out).
-import { attention, rope } from '../engine/attention.ts';
-import { layerNorm, rmsNorm, swiglu } from '../engine/composite.ts';
+// The decoder-only transformer skeleton shared by every family: embed → L × (norm → attention
+// with optional KV cache → residual → norm → MLP → residual) → final norm. A family (llama.ts,
+// gpt2.ts, picked by registry.ts) supplies only what differs: norms, q/k/v and MLP layout, the
+// position scheme and the HF weight names. LoRA branches wrap chosen projections here. The
+// graphs built on top (training, scoring, decode) are in graphs.ts.
+import { attention } from '../engine/attention.ts';
 import type { Graph, Var } from '../engine/graph.ts';
-import { dropout, embedding, linear } from '../engine/nn.ts';
-import { add, concat, gather, gelu, mul, split, unsqueeze } from '../engine/ops.ts';
-import type { ModelSpec } from './config.ts';
-import { ropeInvFreq } from './rope-config.ts';
+import { dropout, linear } from '../engine/nn.ts';
+import { add, concat, mul } from '../engine/ops.ts';
+import type { Dim } from '../engine/shape.ts';
+import { hashString } from '../util/rng.ts';
+import type { ModelFamily, ModelSpec } from './config.ts';
+import { type LoraSpec, loraMatcher, loraNames, moduleScaling } from './lora.ts';
+import { familyOf } from './registry.ts';
 
-/** LoRA on a set of projections: y = W·x + scale · B·(A·dropout(x)) (Hu et al. 2021, eq. 3). */
-export interface LoraSpec {
-  r: number;
-  alpha: number;
-  dropout: number;
-  /** Short module names, e.g. q_proj, v_proj (GPT-2: c_attn, c_proj, c_fc). */
-  targets: ReadonlySet<string>;
-  /** rsLoRA scale alpha/√r instead of alpha/r (Kalajdzievski 2023). */
-  rslora: boolean;
-}
-
-export const loraScaling = (l: LoraSpec): number =>
-  l.rslora ? l.alpha / Math.sqrt(l.r) : l.alpha / l.r;
-
-/** PEFT's parameter names for an adapter on module `module` (an HF name without `.weight`). */
-export function loraNames(module: string): { a: string; b: string } {
-  return {
-    a: `base_model.model.${module}.lora_A.weight`,
-    b: `base_model.model.${module}.lora_B.weight`,
-  };
-}
+export { type LoraSpec, loraNames, loraScaling } from './lora.ts';
 
 export interface KvPair {
+  /** Keys [B, Hkv, P, Dh] (already rotated). */
   k: Var;
+  /** Values [B, Hkv, P, Dh]. */
   v: Var;
 }
 
 export interface DecoderInputs {
   /** Token ids [B, S] int64. */
   ids: Var;
-  /** Position of each token [B, S] int64 (restarts per packed example). */
+  /** Position of each token [B, S] int64 (restarts per packed example; counts real tokens). */
   positions: Var;
-  /** Additive attention bias broadcastable to [B, H, S, P+S] (0 allowed, large negative not). */
+  /** Additive attention bias broadcastable to [B, H, S, P+S] (MASK_MIN drops a key). */
   bias: Var;
   /** Per layer cached keys and values [B, Hkv, P, Dh]; absent for a full forward. */
   past?: readonly KvPair[];
-  /** Seed scalar for dropout; dropout runs only when given and the spec's rates are > 0. */
+  /** Seed scalar for dropout; dropout runs only when given and a rate is > 0. */
   dropoutSeed?: Var;
 }
 
@@ -55,6 +39,11 @@ export interface DecoderOptions {
   lora?: LoraSpec;
   /** Recompute each block's activations in the backward pass (activation checkpointing). */
   recompute?: boolean;
+  /**
+   * Apply the spec's embedding / residual dropout (GPT-2's embd_pdrop, resid_pdrop) when a
+   * dropout seed is given. Attention-probability dropout is not implemented. @default false
+   */
+  modelDropout?: boolean;
 }
 
 export interface DecoderOutputs {
@@ -67,141 +56,135 @@ export interface DecoderOutputs {
 /** Weight lookup by HF name. */
 export type Weights = (name: string) => Var;
 
-/** cos/sin tables [maxPositions, Dh] for the spec's RoPE (rotate_half layout), as constants. */
-function ropeConstants(g: Graph, spec: ModelSpec): { cos: Var; sin: Var } {
-  const dh = spec.headDim;
-  const inv = ropeInvFreq(spec.rope!, dh);
-  const n = spec.maxPositions;
-  const cos = new Float32Array(n * dh);
-  const sin = new Float32Array(n * dh);
-  for (let p = 0; p < n; p++)
-    for (let i = 0; i < dh / 2; i++) {
-      const a = p * inv[i]!;
-      cos[p * dh + i] = cos[p * dh + i + dh / 2] = Math.cos(a);
-      sin[p * dh + i] = sin[p * dh + i + dh / 2] = Math.sin(a);
-    }
-  return { cos: g.constant(cos, [n, dh]), sin: g.constant(sin, [n, dh]) };
+/** What a family's layer functions get: the spec, weights, dims and the projection helper. */
+export interface LayerContext {
+  readonly spec: ModelSpec;
+  readonly w: Weights;
+  readonly g: Graph;
+  /** Batch and new-token dims of this forward. */
+  readonly B: Dim;
+  readonly S: Dim;
+  /**
+   * The linear layer of HF module `module` (weight `${module}.weight`, plus `${module}.bias`
+   * when `bias`), in the family's storage layout, with its LoRA branch if targeted.
+   */
+  proj(x: Var, module: string, bias: boolean): Var;
+}
+
+/** What a model family declares; the skeleton does the rest. */
+export interface Family {
+  readonly name: ModelFamily;
+  /** HF names of the token embedding, final norm and untied lm head weights. */
+  readonly embedWeight: string;
+  readonly finalNorm: string;
+  readonly lmHeadWeight: string;
+  /** HF module names of layer l's pre-attention and pre-MLP norms. */
+  attnNorm(l: number): string;
+  mlpNorm(l: number): string;
+  /** Weights stored [in, out] (GPT-2's Conv1D) rather than torch's [out, in]. */
+  readonly inOutLayout: boolean;
+  /** Token (and learned position) embedding: [B, S] ids → [B, S, D]. */
+  embed(c: LayerContext, ids: Var, positions: Var): Var;
+  /** The norm of HF module `module` over the last dim. */
+  norm(c: LayerContext, x: Var, module: string): Var;
+  /** q [B, S, H·Dh], k and v [B, S, Hkv·Dh] of layer l. */
+  qkv(c: LayerContext, x: Var, l: number): [Var, Var, Var];
+  /** A rotation applied to q and k heads [B, n, S, Dh] (RoPE), or null for learned positions. */
+  rotary(c: LayerContext, positions: Var): ((x: Var) => Var) | null;
+  /** The attention output projection [B, S, H·Dh] → [B, S, D]. */
+  attnOut(c: LayerContext, a: Var, l: number): Var;
+  /** The MLP [B, S, D] → [B, S, D]. */
+  mlp(c: LayerContext, y: Var, l: number): Var;
 }
 
 /** The lm head weight [V, D] (the embedding when tied). */
 export function lmHeadWeight(spec: ModelSpec, w: Weights): Var {
-  if (spec.family === 'gpt2')
-    return spec.tieWordEmbeddings ? w('transformer.wte.weight') : w('lm_head.weight');
-  return spec.tieWordEmbeddings ? w('model.embed_tokens.weight') : w('lm_head.weight');
+  const f = familyOf(spec);
+  return w(spec.tieWordEmbeddings ? f.embedWeight : f.lmHeadWeight);
 }
 
+/** A LayerContext whose projections carry the LoRA branches of `opts.lora`. */
+function layerContext(
+  fam: Family,
+  spec: ModelSpec,
+  w: Weights,
+  inp: DecoderInputs,
+  opts: DecoderOptions,
+): LayerContext {
+  const [B, S] = inp.ids.shape as [Dim, Dim];
+  const lora = opts.lora;
+  const adapted = lora ? loraMatcher(spec.family, lora.targets) : () => false;
+  const proj = (x: Var, module: string, bias: boolean): Var => {
+    const weight = w(`${module}.weight`);
+    let y = fam.inOutLayout ? x.matmul(weight) : linear(x, weight); // [.., in] -> [.., out]
+    if (bias) y = add(y, w(`${module}.bias`));
+    if (lora && adapted(module)) {
+      const n = loraNames(module);
+      // A per-module salt (not a call counter), so the mask depends only on (seed, module).
+      const xd =
+        inp.dropoutSeed && lora.dropout > 0
+          ? dropout(x, lora.dropout, inp.dropoutSeed, hashString(module))
+          : x;
+      const delta = linear(linear(xd, w(n.a)), w(n.b)); // [.., in] -> [.., r] -> [.., out]
+      y = add(y, mul(delta, moduleScaling(lora, module)));
+    }
+    return y;
+  };
+  return { spec, w, g: inp.ids.graph, B, S, proj };
+}
+
+/**
+ * The decoder body for `spec`'s family: hidden states after the final norm, and each layer's
+ * keys/values (past concatenated with the new ones) for a KV cache.
+ * @example const { hidden } = decoderForward(spec, (n) => params[n], { ids, positions, bias });
+ */
 export function decoderForward(
   spec: ModelSpec,
   w: Weights,
   inp: DecoderInputs,
   opts: DecoderOptions = {},
 ): DecoderOutputs {
-  return spec.family === 'gpt2'
-    ? gpt2Forward(spec, w, inp, opts)
-    : llamaForward(spec, w, inp, opts);
-}
-
-function projector(w: Weights, inp: DecoderInputs, opts: DecoderOptions) {
-  let salt = 1000;
-  /** HF-layout linear ([out, in]) with an optional LoRA branch on `module`. */
-  return (x: Var, module: string, short: string, bias: boolean, conv1d = false): Var => {
-    const weight = w(`${module}.weight`);
-    let y = conv1d ? x.matmul(weight) : linear(x, weight);
-    if (bias) y = add(y, w(`${module}.bias`));
-    const lora = opts.lora;
-    if (lora?.targets.has(short)) {
-      const names = loraNames(module);
-      const xd =
-        inp.dropoutSeed && lora.dropout > 0 ? dropout(x, lora.dropout, inp.dropoutSeed, salt++) : x;
-      y = add(y, mul(linear(linear(xd, w(names.a)), w(names.b)), loraScaling(lora)));
-    }
-    return y;
-  };
-}
-
-function llamaForward(
-  spec: ModelSpec,
-  w: Weights,
-  inp: DecoderInputs,
-  opts: DecoderOptions,
-): DecoderOutputs {
-  const g = inp.ids.graph;
+  const fam = familyOf(spec);
+  const c = layerContext(fam, spec, w, inp, opts);
+  const { g, B, S } = c;
   const { numHeads: H, numKvHeads: Hkv, headDim: Dh } = spec;
-  const [B, S] = inp.ids.shape as [number | string, number | string];
-  const proj = projector(w, inp, opts);
-  const { cos: cosT, sin: sinT } = ropeConstants(g, spec);
-  const cos = unsqueeze(gather(cosT, inp.positions, 0), [1]); // [B,S] -> [B,1,S,Dh]
-  const sin = unsqueeze(gather(sinT, inp.positions, 0), [1]);
-  const heads = (x: Var, n: number) => x.reshape([B, S, n, Dh]).transpose([0, 2, 1, 3]); // [B,S,n·Dh] -> [B,n,S,Dh]
-  let h = embedding(w('model.embed_tokens.weight'), inp.ids); // [B,S,D]
+  const seed = inp.dropoutSeed;
+  // Fixed salts per call site, so a recomputed block draws the same masks as its forward.
+  const drop = (x: Var, p: number, salt: number): Var =>
+    seed && opts.modelDropout && p > 0 ? dropout(x, p, seed, salt) : x;
+  const heads = (x: Var, n: number): Var => x.reshape([B, S, n, Dh]).transpose([0, 2, 1, 3]); // [B,S,n·Dh] -> [B,n,S,Dh]
+  const rot = fam.rotary(c, inp.positions);
+  let h = drop(fam.embed(c, inp.ids, inp.positions), spec.embdDropout, 1); // [B,S,D]
   const present: KvPair[] = [];
   for (let l = 0; l < spec.numLayers; l++) {
-    const p = `model.layers.${l}`;
     const block = (hIn: Var): Var[] => {
-      const x = rmsNorm(hIn, w(`${p}.input_layernorm.weight`), spec.normEps);
-      const q = rope(heads(proj(x, `${p}.self_attn.q_proj`, 'q_proj', spec.qkvBias), H), cos, sin);
-      let k = rope(heads(proj(x, `${p}.self_attn.k_proj`, 'k_proj', spec.qkvBias), Hkv), cos, sin);
-      let v = heads(proj(x, `${p}.self_attn.v_proj`, 'v_proj', spec.qkvBias), Hkv);
+      const x = fam.norm(c, hIn, fam.attnNorm(l)); // [B,S,D]
+      const [q0, k0, v0] = fam.qkv(c, x, l);
+      let q = heads(q0, H); // [B,H,S,Dh]
+      let k = heads(k0, Hkv); // [B,Hkv,S,Dh]
+      let v = heads(v0, Hkv); // [B,Hkv,S,Dh]
+      if (rot) {
+        q = rot(q);
+        k = rot(k);
+      }
       const past = inp.past?.[l];
       if (past) {
-        k = concat([past.k, k], 2); // [B,Hkv,P+S,Dh]
+        k = concat([past.k, k], 2); // [B,Hkv,P,Dh] + [B,Hkv,S,Dh] -> [B,Hkv,P+S,Dh]
         v = concat([past.v, v], 2);
       }
       const a = attention(q, k, v, inp.bias)
-        .transpose([0, 2, 1, 3])
-        .reshape([B, S, H * Dh]); // [B,H,S,Dh] -> [B,S,H·Dh]
-      let h2 = add(hIn, proj(a, `${p}.self_attn.o_proj`, 'o_proj', spec.oBias));
-      const y = rmsNorm(h2, w(`${p}.post_attention_layernorm.weight`), spec.normEps);
-      const gate = proj(y, `${p}.mlp.gate_proj`, 'gate_proj', spec.mlpBias);
-      const up = proj(y, `${p}.mlp.up_proj`, 'up_proj', spec.mlpBias);
-      h2 = add(h2, proj(swiglu(gate, up), `${p}.mlp.down_proj`, 'down_proj', spec.mlpBias));
-      return [h2, k, v];
+        .transpose([0, 2, 1, 3]) // [B,H,S,Dh] -> [B,S,H,Dh]
+        .reshape([B, S, H * Dh]); // [B,S,H,Dh] -> [B,S,H·Dh]
+      let hOut = add(hIn, drop(fam.attnOut(c, a, l), spec.residDropout, 2 + 2 * l));
+      const y = fam.norm(c, hOut, fam.mlpNorm(l));
+      hOut = add(hOut, drop(fam.mlp(c, y, l), spec.residDropout, 3 + 2 * l));
+      return [hOut, k, v];
     };
+    // Checkpointing needs a backward pass, so it never applies to a cached (inference) forward.
     const [hOut, k, v] =
       opts.recompute && !inp.past ? g.checkpoint(`block${l}`, [h], (x) => block(x)) : block(h);
     h = hOut!;
     present.push({ k: k!, v: v! });
   }
-  return { hidden: rmsNorm(h, w('model.norm.weight'), spec.normEps), present };
-}
-
-function gpt2Forward(
-  spec: ModelSpec,
-  w: Weights,
-  inp: DecoderInputs,
-  opts: DecoderOptions,
-): DecoderOutputs {
-  const { numHeads: H, headDim: Dh, hiddenSize: D } = spec;
-  const [B, S] = inp.ids.shape as [number | string, number | string];
-  const proj = projector(w, inp, opts);
-  const heads = (x: Var) => x.reshape([B, S, H, Dh]).transpose([0, 2, 1, 3]); // [B,S,D] -> [B,H,S,Dh]
-  let h = add(
-    embedding(w('transformer.wte.weight'), inp.ids),
-    embedding(w('transformer.wpe.weight'), inp.positions),
-  ); // [B,S,D]
-  const act = spec.activation === 'gelu' ? 'none' : 'tanh';
-  const present: KvPair[] = [];
-  for (let l = 0; l < spec.numLayers; l++) {
-    const p = `transformer.h.${l}`;
-    const x = layerNorm(h, w(`${p}.ln_1.weight`), w(`${p}.ln_1.bias`), spec.normEps);
-    const qkv = proj(x, `${p}.attn.c_attn`, 'c_attn', true, true); // [B,S,3D]
-    const [q, k0, v0] = split(qkv, -1, [D, D, D]) as [Var, Var, Var];
-    let k = heads(k0);
-    let v = heads(v0);
-    const past = inp.past?.[l];
-    if (past) {
-      k = concat([past.k, k], 2);
-      v = concat([past.v, v], 2);
-    }
-    const a = attention(heads(q), k, v, inp.bias).transpose([0, 2, 1, 3]).reshape([B, S, D]); // [B,H,S,Dh] -> [B,S,D]
-    h = add(h, proj(a, `${p}.attn.c_proj`, 'c_proj', true, true));
-    const y = layerNorm(h, w(`${p}.ln_2.weight`), w(`${p}.ln_2.bias`), spec.normEps);
-    const f = gelu(proj(y, `${p}.mlp.c_fc`, 'c_fc', true, true), act);
-    h = add(h, proj(f, `${p}.mlp.c_proj`, 'c_proj', true, true));
-    present.push({ k, v });
-  }
-  return {
-    hidden: layerNorm(h, w('transformer.ln_f.weight'), w('transformer.ln_f.bias'), spec.normEps),
-    present,
-  };
+  return { hidden: fam.norm(c, h, fam.finalNorm), present };
 }

@@ -17,6 +17,17 @@
 // LoRA (PEFT format)
 //   const adapter = await loadPeftAdapter(dir); const merged = mergeLora(tensors, adapter);
 //   await savePeftAdapter(dir, adapter); await exportLoraGguf('lora.gguf', adapter, spec);
+//
+// Models, generation and LoRA (model.ts, generate.ts, decoding.ts, lora.ts)
+//   const model = await loadModel('out/tiny');           // or loadModel({ spec, tensors, tokenizer })
+//   const [r] = await generate(model, ['Q: 2+2?\nA:'], { max_new_tokens: 8, stop: ['\n'] });
+//   r.text, r.tokens, r.logprobs, r.finishReason; temperature / top_k / top_p / seed / top_logprobs
+//   const dec = new Decoder(model, { maxBatch: 32 });     // step-level batching (a server)
+//   dec.add({ prompt: ids, max_new_tokens: 16 }); while (dec.busy) await dec.step();
+//   await scoreSequences(model, [ids], { topK: 5 });      // per-token log-probs, is_greedy
+//   model.attachLora({ r: 8, lora_alpha: 16 }, seed);     // base frozen, adapter trainable
+//   createTrainer({ build: model.trainingBuilder(), params: model.params, ... });
+//   model.adoptParams(await trainer.readParams()); await model.saveAdapter(dir); model.mergeAdapter();
 
 export * from './batch-decoder.ts';
 export * from './bpe.ts';
@@ -24,6 +35,7 @@ export * from './bpe-train.ts';
 export * from './checkpoint.ts';
 export * from './config.ts';
 export * from './decoder.ts';
+export * from './decoding.ts';
 export * from './generate.ts';
 export * from './gguf.ts';
 export * from './gguf-export.ts';
@@ -32,14 +44,26 @@ export * from './gguf-names.ts';
 export * from './gguf-quant.ts';
 export * from './gguf-reader.ts';
 export * from './gguf-tokenizer.ts';
+export * from './gpt2.ts';
+export * from './graph-ops.ts';
+export * from './graphs.ts';
 export * from './half.ts';
+export * from './heads.ts';
+export * from './kv-cache.ts';
+export * from './llama.ts';
 export * from './lm.ts';
+export * from './lora.ts';
+export * from './model.ts';
 export * from './peft.ts';
+export * from './registry.ts';
+export * from './rope.ts';
 export * from './rope-config.ts';
 export * from './safetensors.ts';
 export * from './safetensors-shards.ts';
 export * from './sampling.ts';
+export * from './scoring.ts';
 export * from './tensor.ts';
+export * from './text-stream.ts';
 export * from './tiny.ts';
 export * from './tokenizer.ts';
 export * from './weights.ts';

@@ -1,32 +1,52 @@
-// Next-token selection from one row of logits, with HF semantics: repetition penalty (CTRL,
-// Keskar et al. 2019: divide positive logits by the penalty, multiply negative ones), temperature,
-// top-k, top-p (nucleus, Holtzman et al. 2020), then a seeded draw; greedy when temperature is 0.
+// Next-token selection from one row of logits with transformers' semantics and order: the
+// repetition penalty (CTRL, Keskar et al. 2019: positive logits divided by the penalty,
+// negative ones multiplied, over every token of prompt and output), then temperature, top-k
+// (ties with the k-th value kept) and top-p (nucleus, Holtzman et al. 2020: the smallest set of
+// most likely tokens whose mass reaches p), then a seeded draw. Temperature 0 is greedy.
+import { ConfigError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
 
 export interface SamplingParams {
-  /** 0 (default) picks the argmax. */
+  /** 0 (default) picks the argmax; > 0 samples from softmax(logits / temperature). */
   temperature?: number;
-  /** Keep the k most likely tokens (0 = off). */
+  /** Keep the k most likely tokens (and any tied with the k-th); 0 = off. */
   top_k?: number;
-  /** Keep the smallest set of tokens whose probability reaches top_p (1 = off). */
+  /** Keep the smallest set of most likely tokens whose probability reaches top_p; 1 = off. */
   top_p?: number;
-  /** > 1 discourages tokens already in the sequence (1 = off). */
+  /** > 1 discourages tokens already in the prompt or output; 1 = off. */
   repetition_penalty?: number;
 }
 
-/** Applies the repetition penalty in place to the tokens seen so far. */
+/** Throws a ConfigError naming the first out-of-range sampling parameter. */
+export function checkSampling(p: SamplingParams): void {
+  const bad = (field: string, msg: string) => new ConfigError(msg, { field });
+  const t = p.temperature ?? 0;
+  if (!(t >= 0 && Number.isFinite(t)))
+    throw bad('temperature', `temperature must be >= 0, got ${p.temperature}`);
+  const k = p.top_k ?? 0;
+  if (!(Number.isInteger(k) && k >= 0))
+    throw bad('top_k', `top_k must be a non-negative integer, got ${p.top_k}`);
+  const tp = p.top_p ?? 1;
+  if (!(tp > 0 && tp <= 1)) throw bad('top_p', `top_p must be in (0, 1], got ${p.top_p}`);
+  const r = p.repetition_penalty ?? 1;
+  if (!(r > 0 && Number.isFinite(r)))
+    throw bad('repetition_penalty', `repetition_penalty must be > 0, got ${p.repetition_penalty}`);
+}
+
+/** Applies the repetition penalty in place to every token seen so far (each once). */
 export function applyRepetitionPenalty(
   logits: Float32Array,
   seen: Iterable<number>,
   penalty: number,
 ): void {
   if (penalty === 1) return;
-  for (const t of new Set(seen)) {
+  for (const t of seen instanceof Set ? seen : new Set(seen)) {
     const x = logits[t]!;
-    logits[t] = x > 0 ? x / penalty : x * penalty;
+    logits[t] = x < 0 ? x * penalty : x / penalty;
   }
 }
 
+/** Index of the largest value (the lowest index on ties, as torch.argmax). */
 export function argmax(xs: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
@@ -46,8 +66,57 @@ export function logSoftmaxRow(logits: ArrayLike<number>): Float64Array {
 }
 
 /**
- * Picks the next token from `logits` (modified in place by the penalty). Returns the token.
- * Ties in greedy mode go to the lowest id, as torch.argmax does.
+ * The k largest entries, descending (lower index first on ties), in O(n log k) with a
+ * bounded min-heap rather than a full sort.
+ */
+export function topEntries(xs: ArrayLike<number>, k: number): { index: number; value: number }[] {
+  const n = Math.min(k, xs.length);
+  if (n <= 0) return [];
+  // heap[0] is the worst kept entry: smallest value, and on equal values the larger index.
+  const heap: number[] = [];
+  const worse = (a: number, b: number) => xs[a]! < xs[b]! || (xs[a] === xs[b] && a > b);
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let i = 0; i < xs.length; i++) {
+    if (heap.length < n) {
+      heap.push(i);
+      for (let c = heap.length - 1; c > 0; ) {
+        const p = (c - 1) >> 1;
+        if (!worse(heap[c]!, heap[p]!)) break;
+        [heap[c], heap[p]] = [heap[p]!, heap[c]!];
+        c = p;
+      }
+    } else if (worse(heap[0]!, i)) {
+      heap[0] = i;
+      down(0);
+    }
+  }
+  return heap
+    .sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0))
+    .map((index) => ({ index, value: xs[index]! }));
+}
+
+/** The k most likely tokens of a log-softmax row, as {token, logprob}, most likely first. */
+export function topLogprobs(
+  logprobs: ArrayLike<number>,
+  k: number,
+): { token: number; logprob: number }[] {
+  return topEntries(logprobs, k).map((e) => ({ token: e.index, logprob: e.value }));
+}
+
+/**
+ * Picks the next token from `logits` (modified in place by the repetition penalty).
+ * @example const t = sampleToken(row, { temperature: 0.8, top_p: 0.95 }, new Rng(seed), seen);
  */
 export function sampleToken(
   logits: Float32Array,
@@ -59,37 +128,41 @@ export function sampleToken(
   const temperature = p.temperature ?? 0;
   if (temperature <= 0) return argmax(logits);
   const n = logits.length;
-  const idx = Array.from({ length: n }, (_, i) => i);
-  idx.sort((a, b) => logits[b]! - logits[a]! || a - b);
-  let keep = n;
+  // Top-k first (temperature does not change the order): keep values >= the k-th largest.
   const k = p.top_k ?? 0;
-  if (k > 0) keep = Math.min(keep, k);
-  const scaled = new Float64Array(keep);
-  const top = logits[idx[0]!]! / temperature;
+  let floor = Number.NEGATIVE_INFINITY;
+  if (k > 0 && k < n) floor = topEntries(logits, k)[k - 1]!.value;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  let ids: number[] = [];
+  let weights: number[] = [];
   let sum = 0;
-  for (let i = 0; i < keep; i++) {
-    scaled[i] = Math.exp(logits[idx[i]!]! / temperature - top);
-    sum += scaled[i]!;
+  for (let i = 0; i < n; i++) {
+    if (logits[i]! < floor) continue;
+    const e = Math.exp((logits[i]! - max) / temperature);
+    ids.push(i);
+    weights.push(e);
+    sum += e;
   }
   const topP = p.top_p ?? 1;
   if (topP < 1) {
+    // Every token with probability <= (1 − p)/n lies in the removed tail (the tail below it
+    // has at most n such tokens), so only the others need sorting.
+    const cut = ((1 - topP) / n) * sum;
+    const cand = ids.map((id, j) => ({ id, w: weights[j]! })).filter((c) => c.w > cut);
+    cand.sort((a, b) => b.w - a.w || a.id - b.id);
     let cum = 0;
-    let cut = keep;
-    for (let i = 0; i < keep; i++) {
-      cum += scaled[i]! / sum;
-      if (cum >= topP) {
-        cut = i + 1;
-        break;
-      }
-    }
-    keep = Math.max(1, cut);
-    sum = 0;
-    for (let i = 0; i < keep; i++) sum += scaled[i]!;
+    let keep = 0;
+    while (keep < cand.length && cum < topP * sum) cum += cand[keep++]!.w;
+    keep = Math.max(1, keep);
+    ids = cand.slice(0, keep).map((c) => c.id);
+    weights = cand.slice(0, keep).map((c) => c.w);
+    sum = weights.reduce((a, b) => a + b, 0);
   }
   let r = rng.float() * sum;
-  for (let i = 0; i < keep; i++) {
-    r -= scaled[i]!;
-    if (r < 0) return idx[i]!;
+  for (let j = 0; j < ids.length; j++) {
+    r -= weights[j]!;
+    if (r < 0) return ids[j]!;
   }
-  return idx[keep - 1]!;
+  return ids[ids.length - 1]!;
 }
