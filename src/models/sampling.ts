@@ -114,19 +114,20 @@ export function topLogprobs(
   return topEntries(logprobs, k).map((e) => ({ token: e.index, logprob: e.value }));
 }
 
+/** Candidate tokens and their unnormalised weights after temperature, top-k and top-p. */
+export interface TokenDistribution {
+  ids: number[];
+  weights: number[];
+}
+
 /**
- * Picks the next token from `logits` (modified in place by the repetition penalty).
- * @example const t = sampleToken(row, { temperature: 0.8, top_p: 0.95 }, new Rng(seed), seen);
+ * The distribution a sampled token is drawn from (temperature > 0), after the repetition
+ * penalty has been applied: softmax(logits / T) restricted by top-k, then top-p.
  */
-export function sampleToken(
-  logits: Float32Array,
-  p: SamplingParams,
-  rng: Rng,
-  seen: Iterable<number> = [],
-): number {
-  applyRepetitionPenalty(logits, seen, p.repetition_penalty ?? 1);
+export function nextTokenDistribution(logits: Float32Array, p: SamplingParams): TokenDistribution {
   const temperature = p.temperature ?? 0;
-  if (temperature <= 0) return argmax(logits);
+  if (!(temperature > 0))
+    throw new ConfigError('sampling needs temperature > 0', { field: 'temperature' });
   const n = logits.length;
   // Top-k first (temperature does not change the order): keep values >= the k-th largest.
   const k = p.top_k ?? 0;
@@ -157,9 +158,24 @@ export function sampleToken(
     keep = Math.max(1, keep);
     ids = cand.slice(0, keep).map((c) => c.id);
     weights = cand.slice(0, keep).map((c) => c.w);
-    sum = weights.reduce((a, b) => a + b, 0);
   }
-  let r = rng.float() * sum;
+  return { ids, weights };
+}
+
+/**
+ * Picks the next token from `logits` (modified in place by the repetition penalty).
+ * @example const t = sampleToken(row, { temperature: 0.8, top_p: 0.95 }, new Rng(seed), seen);
+ */
+export function sampleToken(
+  logits: Float32Array,
+  p: SamplingParams,
+  rng: Rng,
+  seen: Iterable<number> = [],
+): number {
+  applyRepetitionPenalty(logits, seen, p.repetition_penalty ?? 1);
+  if ((p.temperature ?? 0) <= 0) return argmax(logits);
+  const { ids, weights } = nextTokenDistribution(logits, p);
+  let r = rng.float() * weights.reduce((a, b) => a + b, 0);
   for (let j = 0; j < ids.length; j++) {
     r -= weights[j]!;
     if (r < 0) return ids[j]!;
