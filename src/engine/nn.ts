@@ -35,7 +35,10 @@ export function linear(x: Var, weight: Var, bias?: Var): Var {
   return bias ? add(y, bias) : y;
 }
 
-/** Rows of `table` [V, D] at int64 `ids` [...] → [..., D]; the gradient is a ScatterND add. */
+/**
+ * Rows of `table` [V, D] at int64 `ids` [...] → [..., D]. The gradient is a one-hot GEMM
+ * (gather's vjp), because ORT's ScatterND(add) races on repeated rows with several threads.
+ */
 export function embedding(table: Var, ids: Var): Var {
   return gather(table, ids, 0);
 }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import {
   attention,
   causalMask,
+  paddingMask,
   rope,
   ropeTables,
   segmentMask,
@@ -25,6 +26,7 @@ import { Graph, type Var } from '../../src/engine/graph.ts';
 import { dropout } from '../../src/engine/nn.ts';
 import * as O from '../../src/engine/ops.ts';
 import { createSession, type Tensor, tensor } from '../../src/engine/runtime.ts';
+import { Rng } from '../../src/util/rng.ts';
 
 /** Row-wise reference over the last dim of a [rows, d] array. */
 function rows(x: Float64Array, d: number, f: (r: Float64Array) => ArrayLike<number>): Float64Array {
@@ -208,6 +210,73 @@ test('packed-sequence mask: a token never attends across segments', async () => 
   const m = r2.mask!.data as Float32Array;
   const allowed = (i: number, j: number) => m[i * 6 + j] === 0;
   assert.ok(allowed(4, 3) && !allowed(3, 2) && !allowed(1, 2) && allowed(2, 0) && !allowed(5, 4));
+});
+
+test('padding mask: padded keys get no weight, real tokens match the unpadded sequence', async () => {
+  // Row 0 is right-padded (3 real tokens, 2 pads), row 1 left-padded (2 pads, 3 real tokens);
+  // the HF attention_mask comes in as int64 for one graph and bool for the other.
+  const [T, Dh, R] = [5, 2, 3];
+  const real = [
+    [0, 1, 2],
+    [2, 3, 4],
+  ];
+  const am = [1, 1, 1, 0, 0, 0, 0, 1, 1, 1];
+  const rng = new Rng(7);
+  const qkv = () => Float64Array.from({ length: 2 * T * Dh }, () => rng.normal());
+  const [qd, kd, vd] = [qkv(), qkv(), qkv()];
+  const padded = async (dtype: 'int64' | 'bool') => {
+    const g = new Graph({ name: `padded-${dtype}` });
+    const [q, k, v] = ['q', 'k', 'v'].map((n) => g.input(n, 'float64', [2, 1, T, Dh])) as [
+      Var,
+      Var,
+      Var,
+    ];
+    const m = g.input('am', dtype, [2, T]);
+    const mask = O.add(causalMask(g, T, 'float64'), paddingMask(m, 'float64')); // [2,1,T,T]
+    g.output('p', maskedSoftmax(q.matmul(k, { transB: true }), mask));
+    g.output('y', attention(q, k, v, mask));
+    const s = await createSession(g, { threads: 1 });
+    const amT =
+      dtype === 'bool'
+        ? tensor('bool', [2, T], Uint8Array.from(am))
+        : tensor('int64', [2, T], BigInt64Array.from(am, BigInt));
+    const f = (d: Float64Array) => tensor('float64', [2, 1, T, Dh], d);
+    const r = await s.run({ q: f(qd), k: f(kd), v: f(vd), am: amT });
+    return { p: r.p!.data as Float64Array, y: r.y!.data as Float64Array };
+  };
+  // The unpadded computation: each row's real tokens alone, causal mask only.
+  const g = new Graph({ name: 'unpadded' });
+  const [q, k, v] = ['q', 'k', 'v'].map((n) => g.input(n, 'float64', [2, 1, R, Dh])) as [
+    Var,
+    Var,
+    Var,
+  ];
+  g.output('y', attention(q, k, v, causalMask(g, R, 'float64')));
+  const s = await createSession(g, { threads: 1 });
+  const pick = (d: Float64Array) =>
+    tensor(
+      'float64',
+      [2, 1, R, Dh],
+      Float64Array.from({ length: 2 * R * Dh }, (_, i) => {
+        const [b, t, j] = [Math.floor(i / (R * Dh)), Math.floor(i / Dh) % R, i % Dh];
+        return d[(b * T + real[b]![t]!) * Dh + j] as number;
+      }),
+    );
+  const want = (await s.run({ q: pick(qd), k: pick(kd), v: pick(vd) })).y!.data as Float64Array;
+  for (const dtype of ['int64', 'bool'] as const) {
+    const { p, y } = await padded(dtype);
+    for (let b = 0; b < 2; b++)
+      for (const [t, i] of real[b]!.entries()) {
+        for (let j = 0; j < T; j++)
+          if (am[b * T + j] === 0)
+            assert.equal(p[(b * T + i) * T + j], 0, `${dtype}: row ${b} query ${i} sees pad ${j}`);
+        for (let d = 0; d < Dh; d++) {
+          const got = y[(b * T + i) * Dh + d] as number;
+          const ref = want[(b * R + t) * Dh + d] as number;
+          assert.ok(Math.abs(got - ref) < 1e-12, `${dtype}: row ${b} token ${i}: ${got} vs ${ref}`);
+        }
+      }
+  }
 });
 
 test('float32 fused norm kernels match the float64 path (forward and gradients)', async () => {

@@ -50,8 +50,12 @@ test('elementwise unary', async () => {
   });
 });
 
-// erf: onnxruntime has no float64 Erf kernel, so the graph runs it in float32; the forward is
-// compared loosely and the finite differences use the float64 TS reference.
+// erf: onnxruntime has no float64 Erf kernel, so even a float64 graph runs Erf in float32, and
+// central differences of that forward (step 1e-6 on values rounded to ~1e-7) would be noise.
+// So the forward is compared with a float64 TS reference (to float32 accuracy), and the graph's
+// gradient, built from our vjp formula, is compared with central differences of the reference.
+// That is still a finite-difference check of the formula: a wrong vjp fails it (erf's vjp is
+// all float64, so it is held to 1e-8; gelu-erf's reads erf in float32, hence its atol of 1e-6).
 function erfRef(x: number): number {
   // Maclaurin series, exact to double precision for |x| < 3 (the inputs here).
   let sum = 0;
@@ -68,7 +72,12 @@ const geluTanh = (v: number) =>
 const f32 = { refTol: 1e-6, fdOnReference: true, rtol: 1e-5, atol: 1e-6 };
 
 test('activations (gelu, erf)', async () => {
-  await checkOp('erf', [{ shape: [2, 3] }], (x) => O.erf(x), { reference: map(erfRef), ...f32 });
+  await checkOp('erf', [{ shape: [2, 3] }], (x) => O.erf(x), {
+    reference: map(erfRef),
+    ...f32,
+    rtol: 1e-8,
+    atol: 1e-9,
+  });
   await checkOp('gelu-erf', [{ shape: [2, 3] }], (x) => O.gelu(x), {
     reference: map(geluErf),
     ...f32,
@@ -159,6 +168,12 @@ test('shape ops', async () => {
 test('indexing ops', async () => {
   const idx = { shape: [2, 3], dtype: 'int64', values: [0, 3, 1, 3, 3, 4] } as const;
   await checkOp('gather-embedding', [{ shape: [5, 2] }, idx], (w, i) => O.gather(w, i));
+  // Data of rank != 2 takes the ScatterND(add) gradient instead of the one-hot GEMM; the
+  // repeated ids (3 three times) check that hits on the same slice accumulate.
+  await checkOp('gather-rank3', [{ shape: [5, 2, 3] }, idx], (w, i) => O.gather(w, i));
+  await checkOp('gather-rank1', [{ shape: [5] }, idx], (w, i) => O.gather(w, i), {
+    reference: (w) => [0, 3, 1, 3, 3, 4].map((k) => w[k] as number),
+  });
   await checkOp(
     'gather_elements',
     [{ shape: [2, 4] }, { shape: [2, 3], dtype: 'int64', values: [0, 3, 3, 1, 1, 2] }],
