@@ -50,6 +50,50 @@ test('encodings with negatives and explanations, without definition; length budg
   assert.ok(short.length <= 200 && !short.includes('Positive Example 2'));
 });
 
+// task1159's definition, verbatim from the task file (it already ends with '.').
+const ANALOGY_DEFINITION =
+  'Two analogies that relate items to the associated containers is given in the form "A : B. C : ?". ' +
+  '"A : B" relates item A to its associated container B. Your task is to replace the question mark (?) ' +
+  'with the appropriate container for the given item C, following the "A : B" relation.';
+
+test('task1159, Tk-Instruct default encoding: definition + 2 positive examples', () => {
+  const t = analogy();
+  const ex = natInstExamples(t);
+  assert.equal(ex[0]!.id, 'task1159-1f85921a609441d3b7a93581c1ccd801');
+  // Outputs "bottle" and "box" gain a '.', inputs ending in '?' do not (punctuation rule).
+  assert.equal(
+    ex[0]!.input,
+    `Definition: ${ANALOGY_DEFINITION}\n\n` +
+      ' Positive Example 1 -\nInput: soda : can. water : ?\n Output: bottle.\n\n' +
+      ' Positive Example 2 -\nInput: jam : jar. cereal : ?\n Output: box.\n\n' +
+      'Now complete the following example -\nInput: honey : jar. potatoes : ?\nOutput: ',
+  );
+  assert.equal(ex[0]!.target, 'sack');
+});
+
+test('task1159 with 2 negative examples and explanations (the pos + neg + expl encoding)', () => {
+  const t = analogy();
+  const s = encodeNatInst(t, 'soda : bottle. pickles : ?', {
+    positive: 2,
+    negative: 2,
+    explanation: true,
+  });
+  assert.equal(
+    s,
+    `Definition: ${ANALOGY_DEFINITION}\n\n` +
+      ' Positive Example 1 -\nInput: soda : can. water : ?\n Output: bottle.\n' +
+      ' Explanation: The given analogy relates items to their containers. Soda can be stored in a can. Water can be stored in a bottle.\n\n' +
+      ' Positive Example 2 -\nInput: jam : jar. cereal : ?\n Output: box.\n' +
+      ' Explanation: The given analogy relates items to their containers. Jam can be stored in a jar. Cereal can be stored in a box.\n\n' +
+      ' Negative Example 1 -\nInput: trash : can. plates : ?\n Output: wash.\n' +
+      // This explanation has no final punctuation in the task file: the encoding adds the '.'.
+      ' Explanation: The given analogy relates items to their containers. Trash can be stored in a can. But, wash is not the correct answer to plates, since wash is not a container. Further, the answer models an affordance.\n\n' +
+      ' Negative Example 2 -\nInput: detergent : bottle. cereal : ?\n Output: cupboard.\n' +
+      ' Explanation: The given analogy relates items to their containers. Detergent can be stored in a bottle. But, cupboard is not the right answer for cereal, since cereal is not stored in a cupboard.\n\n' +
+      'Now complete the following example -\nInput: soda : bottle. pickles : ?\nOutput: ',
+  );
+});
+
 test('instances keep every reference; the training target is chosen with the seed', () => {
   const t = analogy();
   const multi = t.instances.filter((i) => i.output.length > 1);
