@@ -6,7 +6,9 @@
 //   const task = loadTaskFile('tasks/boolq.yaml');
 //   const backend = new EndpointBackend(new LlmClient({ endpoints: [{ base_url }], model }));
 //   const result = await evaluateTask(task, backend);
+//   const ni = superNiTask('task1146_country_capital.json'); // Tk-Instruct encoding, EM + ROUGE-L
 export * from './backend.ts';
+export * from './builders.ts';
 export * from './extract.ts';
 export * from './heldout.ts';
 export * from './judge.ts';

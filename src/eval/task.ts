@@ -10,6 +10,7 @@ import { describeZodError } from '../data/config.ts';
 import { JinjaTemplate } from '../data/templates/jinja.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { superNiTask, templateSetTask } from './builders.ts';
 
 export const METRICS = [
   'acc',
@@ -115,7 +116,83 @@ function readDocs(path: string): Doc[] {
   });
 }
 
-/** Loads a task YAML file; dataset paths are resolved against its folder. */
+/** `dataset: {super_ni: file, ...}`: a Super-NI task JSON in the Tk-Instruct encoding. */
+export const SuperNiDataset = z.strictObject({
+  super_ni: z.string().min(1),
+  definition: z.boolean().optional(),
+  positive: z.number().int().min(0).optional(),
+  negative: z.number().int().min(0).optional(),
+  explanation: z.boolean().optional(),
+  task_name: z.boolean().optional(),
+});
+
+/** `dataset: {template_set: file, name, docs: file, ...}`: a FLAN-style template task. */
+export const TemplateSetDataset = z.strictObject({
+  template_set: z.string().min(1),
+  /** Task of the set; optional when the set has one task. */
+  name: z.string().optional(),
+  /** JSONL / JSON-array file of field records ({x, y, ...}) to render. */
+  docs: z.string().min(1),
+  variant: z.enum(['zero_shot', 'few_shot', 'options', 'cot', 'inversion']).optional(),
+  template: z.union([z.number().int().min(0), z.enum(['round_robin', 'random'])]).optional(),
+  seed: z.number().int().optional(),
+  shots: z.number().int().positive().optional(),
+  options_field: z.string().optional(),
+  option_style: z.enum(['deterministic', 'random']).optional(),
+  score_choices: z.boolean().optional(),
+});
+
+function datasetTask(
+  spec: unknown,
+  at: (p: string) => string,
+  file: string,
+  lineOf: (p: string[]) => number | undefined,
+): Task {
+  const parse = <S extends z.ZodType>(schema: S): z.infer<S> => {
+    const r = schema.safeParse(spec);
+    if (r.success) return r.data;
+    const { path, field, message } = describeZodError(r.error);
+    throw new ConfigError(message, {
+      file,
+      line: lineOf(['dataset', ...path]),
+      field: `dataset.${field}`,
+    });
+  };
+  const isMap = spec !== null && typeof spec === 'object' && !Array.isArray(spec);
+  if (isMap && 'super_ni' in spec) {
+    const d = parse(SuperNiDataset);
+    return superNiTask(at(d.super_ni), {
+      definition: d.definition,
+      positive: d.positive,
+      negative: d.negative,
+      explanation: d.explanation,
+      taskName: d.task_name,
+    });
+  }
+  if (isMap && 'template_set' in spec) {
+    const d = parse(TemplateSetDataset);
+    return templateSetTask(at(d.template_set), d.name, readDocs(at(d.docs)), {
+      variant: d.variant,
+      template: d.template,
+      seed: d.seed,
+      ...(d.shots !== undefined ? { fewShot: { k: d.shots } } : {}),
+      options: { field: d.options_field ?? 'options', style: d.option_style ?? 'deterministic' },
+      score_choices: d.score_choices,
+    });
+  }
+  throw new ConfigError('dataset needs super_ni (a task JSON) or template_set (a template YAML)', {
+    file,
+    line: lineOf(['dataset']),
+    field: 'dataset',
+  });
+}
+
+/**
+ * Loads a task YAML file; dataset paths are resolved against its folder. The documents come
+ * from dataset_path (with doc_to_text / doc_to_target given), or from `dataset:` (a Super-NI
+ * task or a template-set task, which supplies the prompt fields; keys given beside it, such
+ * as limit, metric_list or generation_kwargs, override the built task's).
+ */
 export function loadTaskFile(path: string): Task {
   const text = readFileSync(path, 'utf8');
   const doc = parseDocument(text, { keepSourceTokens: false });
@@ -129,11 +206,40 @@ export function loadTaskFile(path: string): Task {
     if (!node?.range) return undefined;
     return text.slice(0, node.range[0]).split('\n').length;
   };
-  const config = parseTaskConfig(doc.toJS(), path, lineOf);
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const raw = doc.toJS() as unknown;
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'dataset' in raw) {
+    const { dataset, ...rest } = raw as Record<string, unknown>;
+    if ('dataset_path' in rest)
+      throw new ConfigError('give dataset or dataset_path, not both', {
+        file: path,
+        line: lineOf(['dataset_path']),
+        field: 'dataset_path',
+      });
+    const built = datasetTask(dataset, at, path, lineOf);
+    const gk = rest.generation_kwargs;
+    const merged = {
+      ...built.config,
+      ...rest,
+      ...(gk && typeof gk === 'object' && !Array.isArray(gk)
+        ? { generation_kwargs: { ...built.config.generation_kwargs, ...gk } }
+        : {}),
+    };
+    const config = parseTaskConfig(merged, path, lineOf);
+    return {
+      config,
+      docs: built.docs,
+      fewshotDocs: config.fewshot_path ? readDocs(at(config.fewshot_path)) : [],
+      file: path,
+    };
+  }
+  const config = parseTaskConfig(raw, path, lineOf);
   if (!config.dataset_path)
-    throw new ConfigError('a task file needs dataset_path', { file: path, field: 'dataset_path' });
+    throw new ConfigError('a task file needs dataset_path (or dataset)', {
+      file: path,
+      field: 'dataset_path',
+    });
   return {
     config,
     docs: readDocs(at(config.dataset_path)),
