@@ -1,6 +1,7 @@
 // Runs one task on a backend: builds every prompt, asks the backend for log-likelihoods
 // (multiple choice / loglikelihood) or generations (generate_until), scores each document, and
 // aggregates the task's metrics. Per-example results are kept for reports and paired bootstraps.
+import { ConfigError } from '../util/errors.ts';
 import { CapabilityError, type LmBackend } from './backend.ts';
 import { extractAnswer } from './extract.ts';
 import {
@@ -27,6 +28,8 @@ export interface ExampleResult {
   prediction: string;
   /** Raw generation before extraction, when it differs. */
   raw?: string;
+  /** The lenient extraction's answer (tasks with answer_extraction), scored separately. */
+  fallback?: string;
   /** Per-choice log-likelihoods for multiple choice. */
   lls?: number[];
   metrics: Partial<Record<MetricName, number>>;
@@ -54,6 +57,23 @@ export async function evaluateTask(
   const limit = opts.limit ?? c.limit ?? task.docs.length;
   const docs: Doc[] = task.docs.slice(0, limit);
   const wanted = c.metric_list.map((m) => m.metric);
+  // With answer extraction, exact match of the sturdier fallback reading is reported beside
+  // the strict one (never in place of it), as BBH CoT results are.
+  if (
+    c.output_type === 'generate_until' &&
+    c.answer_extraction !== 'none' &&
+    wanted.includes('exact_match') &&
+    !wanted.includes('exact_match_fallback')
+  )
+    wanted.push('exact_match_fallback');
+  else if (
+    wanted.includes('exact_match_fallback') &&
+    (c.output_type !== 'generate_until' || c.answer_extraction === 'none')
+  )
+    throw new ConfigError(
+      `task '${c.task}': exact_match_fallback needs a generate_until task with answer_extraction`,
+      { file: task.file, field: 'metric_list' },
+    );
   const examples: ExampleResult[] = [];
 
   if (c.output_type === 'multiple_choice' || c.output_type === 'loglikelihood') {
@@ -119,12 +139,14 @@ export async function evaluateTask(
     );
     items.forEach((it, j) => {
       const raw = gens[j]!;
-      const { answer } = extractAnswer(raw, c.answer_extraction);
+      const { answer, fallback } = extractAnswer(raw, c.answer_extraction);
       const prediction = answer;
       const metrics: ExampleResult['metrics'] = {};
       const refs = it.target.texts;
       if (wanted.includes('exact_match'))
         metrics.exact_match = Number(maxOverReferences(exactMatch, prediction, refs));
+      if (wanted.includes('exact_match_fallback'))
+        metrics.exact_match_fallback = Number(maxOverReferences(exactMatch, fallback, refs));
       if (wanted.includes('exact_match_strict'))
         metrics.exact_match_strict = Number(refs.includes(prediction));
       if (wanted.includes('rougeL'))
@@ -136,6 +158,7 @@ export async function evaluateTask(
         targets: refs,
         prediction,
         ...(raw !== prediction ? { raw } : {}),
+        ...(c.answer_extraction !== 'none' ? { fallback } : {}),
         metrics,
       });
     });

@@ -20,6 +20,8 @@ export const METRICS = [
   'rougeL',
   'f1',
   'exact_match_strict',
+  /** Exact match of the lenient answer extraction (tasks with answer_extraction). */
+  'exact_match_fallback',
 ] as const;
 export type MetricName = (typeof METRICS)[number];
 

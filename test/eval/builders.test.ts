@@ -195,7 +195,7 @@ const FACTS = [
   { x: 'Freedonia', y: 'Fredville', rationale: 'Fredville is the capital of Freedonia.' },
   { x: 'Sylvania', y: 'Sylvan', rationale: 'Sylvan is the capital of Sylvania.' },
   { x: 'Ruritania', y: 'Strelsau', rationale: 'Strelsau is the capital of Ruritania.' },
-].map((f, i, all) => ({ ...f, options: all.map((g) => g.y).reverse() }));
+].map((f, _i, all) => ({ ...f, options: all.map((g) => g.y).reverse() }));
 
 test('templateSetTask: FLAN template set tasks in zero-shot, CoT and options variants, and from YAML', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-tpl-'));

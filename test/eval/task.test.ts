@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { extractAnswer } from '../../src/eval/extract.ts';
 import { type MmluDoc, mmluTask } from '../../src/eval/mmlu.ts';
+import { evaluateTask } from '../../src/eval/run.ts';
 import {
   buildContext,
   docChoices,
@@ -96,4 +97,67 @@ test('BBH answer extraction: strict "the answer is", and a separate lenient fall
   assert.equal(miss.fallback, 'True');
   assert.equal(extractAnswer('so the answer is valid', 'bbh').answer, 'vali');
   assert.equal(extractAnswer('x = 42;', { regex: 'x = (\\d+)' }).answer, '42');
+});
+
+test('BBH tasks report the strict exact match and the fallback exact match separately', async () => {
+  const task = makeTask(
+    {
+      task: 'bbh_like',
+      doc_to_text: "Q: {{ q }}\nA: Let's think step by step.",
+      doc_to_target: 'a',
+      output_type: 'generate_until',
+      answer_extraction: 'bbh',
+      metric_list: [{ metric: 'exact_match' }],
+    },
+    [
+      { q: 'one', a: '(A)' },
+      { q: 'two', a: '(B)' },
+      { q: 'three', a: 'True' },
+      { q: 'four', a: '(D)' },
+    ],
+  );
+  const gens: Record<string, string> = {
+    one: 'First this, then that. So the answer is (A).',
+    two: 'Hmm.\nThe answer: (B).',
+    three: 'It holds.\nTrue',
+    four: 'So the answer is (C).',
+  };
+  const backend = {
+    name: 'scripted',
+    supportsLoglikelihood: false,
+    loglikelihood: async () => [],
+    generate: async (reqs: readonly { context: string }[]) =>
+      reqs.map((r) => gens[/Q: (\w+)/.exec(r.context)![1]!]!),
+  };
+  const r = await evaluateTask(task, backend);
+  assert.deepEqual(
+    r.examples.map((e) => [
+      e.prediction,
+      e.fallback,
+      e.metrics.exact_match,
+      e.metrics.exact_match_fallback,
+    ]),
+    [
+      ['(A)', '(A)', 1, 1],
+      ['[invalid]', '(B)', 0, 1],
+      ['[invalid]', 'True', 0, 1],
+      ['(C)', '(C)', 0, 0],
+    ],
+  );
+  assert.equal(r.metrics.exact_match, 0.25);
+  assert.equal(r.metrics.exact_match_fallback, 0.75);
+  // Without extraction there is nothing to fall back to: asking for it is a config error.
+  const plain = makeTask(
+    {
+      task: 'plain',
+      doc_to_text: 'q',
+      doc_to_target: 'a',
+      metric_list: [{ metric: 'exact_match_fallback' }],
+    },
+    [{ q: 'x', a: 'y' }],
+  );
+  await assert.rejects(
+    () => evaluateTask(plain, backend),
+    (e: unknown) => e instanceof ConfigError && e.field === 'metric_list',
+  );
 });
