@@ -185,6 +185,16 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
         'invalid_request_error',
         'max_tokens',
       );
+    // Every prompt has at least one token, so this request cannot fit whatever its prompt:
+    // refuse it here, before any stream opens.
+    if (maxTokens >= engine.info.maxPositions)
+      throw new ApiError(
+        400,
+        `This model's maximum context length is ${engine.info.maxPositions} tokens; max_tokens ${maxTokens} leaves no room for the prompt.`,
+        'invalid_request_error',
+        'max_tokens',
+        'context_length_exceeded',
+      );
     return {
       maxTokens,
       temperature: r.temperature ?? 1,

@@ -111,7 +111,9 @@ export class InferenceEngine {
       });
     } else {
       this.#waiters.delete(m.id);
-      w.reject(new ApiError(m.status, m.message));
+      // OpenAI's code for a prompt plus max_tokens over the context, which clients key on.
+      const code = /maximum context length/.test(m.message) ? 'context_length_exceeded' : null;
+      w.reject(new ApiError(m.status, m.message, undefined, null, code));
     }
   }
 

@@ -137,6 +137,7 @@ export async function runAlpaca(
           encodeAlpacaPrompt(shown),
           cfg.decoding,
           hashString(`${cfg.seed}/a/${round}/${i}`) & 0x7fffffff,
+          'decoding',
         );
       }),
     );

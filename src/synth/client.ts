@@ -164,6 +164,46 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 
+/** The error object of an OpenAI-shaped error body (`{error: {...}}`, or vLLM's bare form). */
+export interface ApiErrorDetail {
+  message?: string;
+  type?: string;
+  param?: string | null;
+  code?: string | number | null;
+}
+
+function parseErrorBody(text: string): ApiErrorDetail {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return {};
+  }
+  if (typeof j !== 'object' || j === null) return {};
+  const outer = j as Record<string, unknown>;
+  if (typeof outer.error === 'string') return { message: outer.error };
+  const e = (
+    typeof outer.error === 'object' && outer.error !== null ? outer.error : outer
+  ) as Record<string, unknown>;
+  const d: ApiErrorDetail = {};
+  if (typeof e.message === 'string') d.message = e.message;
+  if (typeof e.type === 'string') d.type = e.type;
+  if (typeof e.param === 'string' || e.param === null) d.param = e.param as string | null;
+  if (typeof e.code === 'string' || typeof e.code === 'number') d.code = e.code;
+  return d;
+}
+
+/** The endpoint refused the request (a 4xx other than 408 / 429): sending it again cannot help. */
+export class RequestRejectedError extends EndpointError {
+  constructor(
+    message: string,
+    status: number,
+    readonly detail: ApiErrorDetail,
+  ) {
+    super(message, status);
+  }
+}
+
 class RetryableError extends Error {
   constructor(
     message: string,
@@ -328,7 +368,12 @@ export class LlmClient {
       );
     }
     if (status < 200 || status >= 300) {
-      throw new EndpointError(`${url}: HTTP ${status}: ${snippet}`, status);
+      const detail = parseErrorBody(text);
+      throw new RequestRejectedError(
+        `${url}: HTTP ${status}: ${detail.message ?? snippet}`,
+        status,
+        detail,
+      );
     }
     let json: unknown;
     try {

@@ -228,6 +228,7 @@ export async function runSelfInstruct(
           prompt,
           cfg.decoding.instructions,
           hashString(`${cfg.seed}/${round}/${i}`) & 0x7fffffff,
+          'decoding.instructions',
         );
       }),
     );
@@ -322,6 +323,7 @@ export async function runSelfInstruct(
           encodeClassificationQuery(inst),
           cfg.decoding.classification,
           0,
+          'decoding.classification',
         );
         const yes = parseClassificationAnswer(res.text);
         if (!isClf.has(inst)) {
@@ -351,7 +353,14 @@ export async function runSelfInstruct(
               ? Math.min(300, cfg.decoding.instances.max_tokens)
               : cfg.decoding.instances.max_tokens,
           };
-          const res = await callText(client, cfg.api, encodeInstancePrompt(inst, clf), params, 0);
+          const res = await callText(
+            client,
+            cfg.api,
+            encodeInstancePrompt(inst, clf),
+            params,
+            0,
+            'decoding.instances',
+          );
           const parsed = parseInstances(res.text, clf, res.finishReason);
           const bad: Record<string, number> = {};
           const good = parsed.filter((x) => {
