@@ -3,7 +3,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { LlmClient, parseClientConfig, parseRetryAfter } from '../../src/synth/client.ts';
+import {
+  LlmClient,
+  parseClientConfig,
+  parseRetryAfter,
+  RequestRejectedError,
+} from '../../src/synth/client.ts';
+import { callText, DecodingParams } from '../../src/synth/text-call.ts';
 import { ConfigError, EndpointError } from '../../src/util/errors.ts';
 import { fakeLlm, type ScriptedServer, startScriptedServer } from './scripted-server.ts';
 
@@ -96,7 +102,11 @@ test('retries are bounded; client errors are not retried', async () => {
   const c2 = new LlmClient({ endpoints: [{ base_url: bad.url }], model: 'm', ...fast });
   await assert.rejects(
     () => c2.complete({ prompt: 'x' }),
-    (e: unknown) => e instanceof EndpointError && e.status === 400,
+    (e: unknown) =>
+      e instanceof RequestRejectedError &&
+      e.status === 400 &&
+      e.detail.message === 'bad request' &&
+      /HTTP 400: bad request$/.test(e.message),
   );
   assert.equal(bad.requests.length, 1);
 });
@@ -192,4 +202,79 @@ test('bad configs name the field; Retry-After parses seconds and HTTP dates', ()
   const now = Date.parse('Wed, 21 Oct 2026 07:28:00 GMT');
   assert.equal(parseRetryAfter('Wed, 21 Oct 2026 07:28:03 GMT', now), 3000);
   assert.equal(parseRetryAfter(null), undefined);
+});
+
+test('sampling fields reach the server as sent: n, stop, logit_bias, penalties, logprobs', async () => {
+  const s = await serve((r) => {
+    const reply = fakeLlm(r) as { body: { choices: unknown[] } };
+    // Answer with n choices, as a real server does.
+    const n = r.body.n ?? 1;
+    reply.body.choices = Array.from({ length: n }, (_, i) => ({
+      ...(reply.body.choices[0] as object),
+      index: i,
+    }));
+    return reply;
+  });
+  const client = new LlmClient({ endpoints: [{ base_url: s.url }], model: 'm' });
+  const sampling = {
+    n: 3,
+    temperature: 0.8,
+    top_p: 0.9,
+    stop: ['\n\n', 'END'],
+    max_tokens: 17,
+    logit_bias: { '50256': -100, '13': 5 },
+    presence_penalty: 1.5,
+    frequency_penalty: -0.5,
+    seed: 4,
+  };
+  const comp = await client.complete({ ...sampling, prompt: 'p', logprobs: 2, echo: true });
+  assert.equal(comp.choices.length, 3);
+  const chat = await client.chat({
+    ...sampling,
+    messages: [{ role: 'user', content: 'q' }],
+    logprobs: true,
+    top_logprobs: 4,
+  });
+  assert.equal(chat.choices.length, 3);
+  assert.deepEqual(s.requests[0]!.body, {
+    ...sampling,
+    prompt: 'p',
+    logprobs: 2,
+    echo: true,
+    model: 'm',
+  });
+  assert.deepEqual(s.requests[1]!.body, {
+    ...sampling,
+    messages: [{ role: 'user', content: 'q' }],
+    logprobs: true,
+    top_logprobs: 4,
+    model: 'm',
+  });
+  // The pipelines' decoding settings take the same path.
+  const params = DecodingParams.parse({
+    max_tokens: 9,
+    temperature: 0.7,
+    top_p: 0.5,
+    presence_penalty: 2,
+    stop: ['\n16'],
+    logit_bias: { '7': -100 },
+  });
+  await callText(client, 'completions', 'list:', params, 11);
+  await callText(client, 'chat', 'list:', params, 12);
+  for (const [k, r] of [s.requests[2]!, s.requests[3]!].entries()) {
+    const { prompt: _p, messages: _m, ...rest } = r.body;
+    assert.deepEqual(rest, {
+      model: 'm',
+      max_tokens: 9,
+      temperature: 0.7,
+      top_p: 0.5,
+      presence_penalty: 2,
+      frequency_penalty: 0,
+      stop: ['\n16'],
+      logit_bias: { '7': -100 },
+      seed: 11 + k,
+    });
+  }
+  assert.equal(s.requests[2]!.body.prompt, 'list:');
+  assert.deepEqual(s.requests[3]!.body.messages, [{ role: 'user', content: 'list:' }]);
 });
