@@ -51,15 +51,17 @@ export function parseInstances(
 ): Instance[] {
   let out: Instance[];
   if (isClassification) {
+    // As Self-Instruct: only the parts after each "Class label:" are instances (text before
+    // the first is not), and an empty part stays, for the instance filters to reject.
     out = text
       .split('Class label:')
-      .map((s) => s.trim())
-      .filter((s) => s !== '')
+      .slice(1)
       .map((s) => {
-        const nl = s.indexOf('\n');
+        const t = s.trim();
+        const nl = t.indexOf('\n');
         return nl < 0
-          ? { output: s.trim(), input: '' }
-          : { output: s.slice(0, nl).trim(), input: s.slice(nl + 1).trim() };
+          ? { output: t, input: '' }
+          : { output: t.slice(0, nl).trim(), input: t.slice(nl + 1).trim() };
       });
   } else if (/Example\s?\d*\.?/.test(text)) {
     out = text

@@ -93,6 +93,28 @@ test('parseInstances: input-first, output-first, single output, truncation', () 
   assert.equal(parseInstances('Class label: A\nx\nClass label: B\ny', true, 'length').length, 1);
 });
 
+test('parseInstances, classification: only the parts after each "Class label:"', () => {
+  // Text before the first label is not an instance.
+  assert.deepEqual(
+    parseInstances('Sure, here are examples.\nClass label: Yes\nSentence: I agree.', true, 'stop'),
+    [{ output: 'Yes', input: 'Sentence: I agree.' }],
+  );
+  // No label at all: no instances (not the whole response as one output).
+  assert.deepEqual(parseInstances('Positive\nReview: great', true, 'stop'), []);
+  assert.deepEqual(parseInstances('', true, 'stop'), []);
+  // An empty part is kept for the instance filters, which reject it, as Self-Instruct does.
+  const empty = parseInstances('Class label:\nClass label: B\ny', true, 'stop');
+  assert.deepEqual(empty, [
+    { output: '', input: '' },
+    { output: 'B', input: 'y' },
+  ]);
+  assert.notEqual(checkInstance(empty[0]!), null);
+  // A label without input keeps an empty input; the label is the output.
+  assert.deepEqual(parseInstances('Class label: Odd', true, 'stop'), [
+    { output: 'Odd', input: '' },
+  ]);
+});
+
 test('instance filters and task-level dedup', () => {
   assert.equal(checkInstance({ input: 'a', output: 'a' }), 'input_equals_output');
   assert.equal(checkInstance({ input: 'a', output: ' ' }), 'empty_output');
