@@ -86,6 +86,38 @@ test('endpoint backend: log-likelihood from echo + logprobs, whitespace moved li
   const res = await evaluateTask(task, backend);
   assert.equal(res.examples[0]!.prediction, 'aa');
   assert.equal(res.metrics.acc, 0.5);
+  // Equal lengths: normalising cannot change the choice.
+  assert.equal(res.metrics.acc_norm, 0.5);
+
+  // Choices of different lengths, by hand: ll(' a') = -0.3 - 0.3 = -0.6 and
+  // ll(' dddd') = -0.3 + 4 * -0.1 = -0.7, so acc picks 'a'; per character -0.6 / 1 < -0.7 / 4,
+  // so acc_norm picks 'dddd'.
+  const norm = makeTask(
+    {
+      task: 'mc_norm',
+      doc_to_text: '{{ q }}',
+      doc_to_choice: ['a', 'dddd'],
+      doc_to_target: 'gold',
+      output_type: 'multiple_choice',
+      metric_list: [{ metric: 'acc' }, { metric: 'acc_norm' }],
+    },
+    [
+      { q: 'Pick', gold: 1 },
+      { q: 'Pick', gold: 0 },
+    ],
+  );
+  const rn = await evaluateTask(norm, backend);
+  const lls = rn.examples[0]!.lls!;
+  assert.ok(Math.abs(lls[0]! - -0.6) < 1e-12 && Math.abs(lls[1]! - -0.7) < 1e-12, String(lls));
+  assert.deepEqual(
+    rn.examples.map((e) => [e.metrics.acc, e.metrics.acc_norm]),
+    [
+      [0, 1],
+      [1, 0],
+    ],
+  );
+  assert.equal(rn.metrics.acc, 0.5);
+  assert.equal(rn.metrics.acc_norm, 0.5);
 });
 
 test('a backend without log-probs fails clearly on a multiple-choice task', async () => {
