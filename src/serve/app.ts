@@ -4,7 +4,7 @@
 // for bad JSON, unknown models, over-long prompts, limits and missing keys.
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { streamSSE } from 'hono/streaming';
+import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { applyChatTemplate } from '../data/templates/chat.ts';
 import { ApiError, type Completion, type InferenceEngine } from './engine.ts';
@@ -33,10 +33,14 @@ const Sampling = {
   n: z.number().int().min(1).max(16).nullish(),
   stop: Stop,
   stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
   seed: z.number().int().nullish(),
   user: z.string().nullish(),
-  presence_penalty: z.number().nullish(),
-  frequency_penalty: z.number().nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z
+    .record(z.string().regex(/^\d+$/, 'keys must be token ids'), z.number().min(-100).max(100))
+    .nullish(),
 };
 const CompletionRequest = z.looseObject({
   ...Sampling,
@@ -114,6 +118,8 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
 
   app.onError((err, c) => {
     const e = err instanceof ApiError ? err : new ApiError(500, err.message);
+    // Over capacity clears as soon as a request finishes: tell clients to come back shortly.
+    if (e.status === 429) c.header('Retry-After', '1');
     return c.json(errorBody(e), e.status as 400);
   });
   app.notFound((c) =>
@@ -201,12 +207,102 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
       topP: r.top_p ?? 1,
       topK: r.top_k ?? 0,
       repetitionPenalty: r.repetition_penalty ?? 1,
+      ...(r.presence_penalty ? { presencePenalty: r.presence_penalty } : {}),
+      ...(r.frequency_penalty ? { frequencyPenalty: r.frequency_penalty } : {}),
+      ...(r.logit_bias && Object.keys(r.logit_bias).length > 0 ? { logitBias: r.logit_bias } : {}),
       stop:
         r.stop === undefined || r.stop === null ? [] : Array.isArray(r.stop) ? r.stop : [r.stop],
       seed: (r.seed ?? 0) + i,
       logprobs,
       echo,
     };
+  }
+
+  interface Job {
+    prompt: string;
+    index: number;
+    params: GenerateParams;
+  }
+  type OnDelta = (job: Job, text: string, tokens: TokenInfo[]) => void;
+
+  /**
+   * Starts every job of a request. A failed job cancels its siblings (no orphaned decoding).
+   * For streams, deltas are held until `open` is given a writer, so that an error that comes
+   * before the first token (over-long prompt, over capacity) can still be a plain HTTP error.
+   */
+  function launch(jobs: Job[], signal: AbortSignal, abort: () => void, streaming: boolean) {
+    if (jobs.length > engine.maxConcurrent)
+      throw new ApiError(
+        400,
+        `this request asks for ${jobs.length} completions; the server runs at most ${engine.maxConcurrent} at once`,
+        'invalid_request_error',
+        'n',
+      );
+    if (engine.inFlight + jobs.length > engine.maxConcurrent)
+      throw new ApiError(
+        429,
+        `The server is at its limit of ${engine.maxConcurrent} requests in flight; retry later.`,
+        'rate_limit_error',
+        null,
+        'rate_limit_exceeded',
+      );
+    const held: [Job, string, TokenInfo[]][] = [];
+    let writer: OnDelta | undefined;
+    let firstDelta!: () => void;
+    const started = new Promise<void>((r) => {
+      firstDelta = r;
+    });
+    let failure: unknown;
+    const all = Promise.all(
+      jobs.map((j) =>
+        engine.generate(
+          j.prompt,
+          j.params,
+          streaming
+            ? (text, tokens) => {
+                if (writer) writer(j, text, tokens);
+                else {
+                  held.push([j, text, tokens]);
+                  firstDelta();
+                }
+              }
+            : undefined,
+          signal,
+        ),
+      ),
+    );
+    const settled = all.then(
+      () => undefined,
+      (e: unknown) => {
+        failure = e;
+        abort();
+      },
+    );
+    return {
+      all,
+      /** Resolves at the first delta or when every job is settled; rejects if a job failed first. */
+      async ready(): Promise<void> {
+        await Promise.race([started, settled]);
+        if (failure !== undefined && held.length === 0) throw failure;
+      },
+      open(w: OnDelta): void {
+        writer = w;
+        for (const [j, text, tokens] of held.splice(0)) w(j, text, tokens);
+      },
+    };
+  }
+
+  /** An error after the stream opened, as vLLM and OpenAI send it: a data event with `error`. */
+  async function streamError(s: SSEStreamingApi, e: unknown): Promise<void> {
+    const err = e instanceof ApiError ? e : new ApiError(500, (e as Error).message);
+    await s.writeSSE({ data: JSON.stringify(errorBody(err)) });
+    await s.writeSSE({ data: '[DONE]' });
+  }
+
+  function requestAbort(c: { req: { raw: Request } }): AbortController {
+    const abort = new AbortController();
+    c.req.raw.signal.addEventListener('abort', () => abort.abort(), { once: true });
+    return abort;
   }
 
   app.post('/v1/completions', async (c) => {
@@ -217,68 +313,59 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     const echo = r.echo ?? false;
     const id = randomId('cmpl');
     const created = Math.floor(Date.now() / 1000);
-    const jobs = prompts.flatMap((p, pi) =>
+    const jobs: Job[] = prompts.flatMap((p, pi) =>
       Array.from({ length: n }, (_, k) => ({
-        p,
+        prompt: p,
         index: pi * n + k,
         params: params(r, lp, echo, k),
       })),
     );
-    const abort = new AbortController();
-    c.req.raw.signal.addEventListener('abort', () => abort.abort());
+    const abort = requestAbort(c);
+    const run = launch(jobs, abort.signal, () => abort.abort(), r.stream ?? false);
     if (r.stream) {
+      await run.ready();
+      const withUsage = r.stream_options?.include_usage ?? false;
+      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+        JSON.stringify({
+          id,
+          object: 'text_completion',
+          created,
+          model: modelName,
+          choices,
+          ...(withUsage ? { usage: null } : {}),
+          ...extra,
+        });
       return streamSSE(c, async (s) => {
         s.onAbort(() => abort.abort());
-        const results = await Promise.all(
-          jobs.map((j) =>
-            engine.generate(
-              j.p,
-              j.params,
-              (text, tokens) =>
-                void s.writeSSE({
-                  data: JSON.stringify({
-                    id,
-                    object: 'text_completion',
-                    created,
-                    model: modelName,
-                    choices: [
-                      {
-                        index: j.index,
-                        text,
-                        logprobs: lp >= 0 ? completionLogprobs(tokens) : null,
-                        finish_reason: null,
-                      },
-                    ],
-                  }),
-                }),
-              abort.signal,
-            ),
-          ),
-        );
-        for (const [k, res] of results.entries()) {
-          await s.writeSSE({
-            data: JSON.stringify({
-              id,
-              object: 'text_completion',
-              created,
-              model: modelName,
-              choices: [
-                {
-                  index: jobs[k]!.index,
-                  text: '',
-                  logprobs: null,
-                  finish_reason: finishReason(res),
-                },
-              ],
-            }),
+        run.open((j, text, tokens) => {
+          void s.writeSSE({
+            data: chunk([
+              {
+                index: j.index,
+                text,
+                logprobs: lp >= 0 ? completionLogprobs(tokens) : null,
+                finish_reason: null,
+              },
+            ]),
           });
+        });
+        let results: Completion[];
+        try {
+          results = await run.all;
+        } catch (e) {
+          return streamError(s, e);
         }
+        for (const [k, res] of results.entries())
+          await s.writeSSE({
+            data: chunk([
+              { index: jobs[k]!.index, text: '', logprobs: null, finish_reason: finishReason(res) },
+            ]),
+          });
+        if (withUsage) await s.writeSSE({ data: chunk([], { usage: usage(results, n) }) });
         await s.writeSSE({ data: '[DONE]' });
       });
     }
-    const results = await Promise.all(
-      jobs.map((j) => engine.generate(j.p, j.params, undefined, abort.signal)),
-    );
+    const results = await run.all;
     return c.json({
       id,
       object: 'text_completion',
@@ -288,7 +375,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
         const toks = [...(res.echo ?? []), ...res.tokens];
         return {
           index: jobs[k]!.index,
-          text: (echo ? jobs[k]!.p : '') + res.text,
+          text: (echo ? jobs[k]!.prompt : '') + res.text,
           logprobs: lp >= 0 ? completionLogprobs(toks) : null,
           finish_reason: finishReason(res),
         };
@@ -310,61 +397,73 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     const lp = r.logprobs ? (r.top_logprobs ?? 0) : -1;
     const id = randomId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);
-    const jobs = Array.from({ length: n }, (_, k) => ({
+    const jobs: Job[] = Array.from({ length: n }, (_, k) => ({
+      prompt,
       index: k,
       params: params(r, lp, false, k),
     }));
-    const abort = new AbortController();
-    c.req.raw.signal.addEventListener('abort', () => abort.abort());
+    const abort = requestAbort(c);
+    const run = launch(jobs, abort.signal, () => abort.abort(), r.stream ?? false);
     if (r.stream) {
+      await run.ready();
+      const withUsage = r.stream_options?.include_usage ?? false;
+      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+        JSON.stringify({
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model: modelName,
+          choices,
+          ...(withUsage ? { usage: null } : {}),
+          ...extra,
+        });
       return streamSSE(c, async (s) => {
         s.onAbort(() => abort.abort());
-        const chunk = (choice: Record<string, unknown>) =>
-          s.writeSSE({
-            data: JSON.stringify({
-              id,
-              object: 'chat.completion.chunk',
-              created,
-              model: modelName,
-              choices: [choice],
-            }),
-          });
         for (const j of jobs)
-          await chunk({
-            index: j.index,
-            delta: { role: 'assistant', content: '' },
-            logprobs: null,
-            finish_reason: null,
+          await s.writeSSE({
+            data: chunk([
+              {
+                index: j.index,
+                delta: { role: 'assistant', content: '' },
+                logprobs: null,
+                finish_reason: null,
+              },
+            ]),
           });
-        const results = await Promise.all(
-          jobs.map((j) =>
-            engine.generate(
-              prompt,
-              j.params,
-              (text, tokens) =>
-                void chunk({
-                  index: j.index,
-                  delta: { content: text },
-                  logprobs: lp >= 0 ? chatLogprobs(tokens) : null,
-                  finish_reason: null,
-                }),
-              abort.signal,
-            ),
-          ),
-        );
+        run.open((j, text, tokens) => {
+          void s.writeSSE({
+            data: chunk([
+              {
+                index: j.index,
+                delta: { content: text },
+                logprobs: lp >= 0 ? chatLogprobs(tokens) : null,
+                finish_reason: null,
+              },
+            ]),
+          });
+        });
+        let results: Completion[];
+        try {
+          results = await run.all;
+        } catch (e) {
+          return streamError(s, e);
+        }
         for (const [k, res] of results.entries())
-          await chunk({
-            index: jobs[k]!.index,
-            delta: {},
-            logprobs: null,
-            finish_reason: finishReason(res),
+          await s.writeSSE({
+            data: chunk([
+              {
+                index: jobs[k]!.index,
+                delta: {},
+                logprobs: null,
+                finish_reason: finishReason(res),
+              },
+            ]),
           });
+        if (withUsage) await s.writeSSE({ data: chunk([], { usage: usage(results, n) }) });
         await s.writeSSE({ data: '[DONE]' });
       });
     }
-    const results = await Promise.all(
-      jobs.map((j) => engine.generate(prompt, j.params, undefined, abort.signal)),
-    );
+    const results = await run.all;
     return c.json({
       id,
       object: 'chat.completion',

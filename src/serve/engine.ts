@@ -38,7 +38,16 @@ export class ApiError extends Error {
   }
 }
 
+/** What became of a finished request (kept for introspection: /health, tests). */
+export interface FinishedRequest {
+  finish: Completion['finish'];
+  maxTokens: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
 interface Waiter {
+  maxTokens: number;
   onDelta?: (text: string, tokens: TokenInfo[]) => void;
   resolve: (c: Completion) => void;
   reject: (e: Error) => void;
@@ -51,7 +60,10 @@ export class InferenceEngine {
   readonly maxConcurrent: number;
   readonly #worker: Worker;
   readonly #waiters = new Map<number, Waiter>();
+  /** The last 100 finished requests, oldest first. */
+  readonly finished: FinishedRequest[] = [];
   #nextId = 1;
+  #closed = false;
 
   private constructor(worker: Worker, info: ModelInfo, maxConcurrent: number) {
     this.#worker = worker;
@@ -101,6 +113,13 @@ export class InferenceEngine {
       w.onDelta?.(m.text, m.tokens);
     } else if (m.type === 'done') {
       this.#waiters.delete(m.id);
+      this.finished.push({
+        finish: m.finish,
+        maxTokens: w.maxTokens,
+        promptTokens: m.promptTokens,
+        completionTokens: m.completionTokens,
+      });
+      if (this.finished.length > 100) this.finished.shift();
       w.resolve({
         text: w.text,
         tokens: w.tokens,
@@ -127,6 +146,7 @@ export class InferenceEngine {
     onDelta?: Waiter['onDelta'],
     signal?: AbortSignal,
   ): Promise<Completion> {
+    if (this.#closed) return Promise.reject(new ApiError(503, 'server shutting down'));
     if (this.#waiters.size >= this.maxConcurrent) {
       return Promise.reject(
         new ApiError(429, `too many requests in flight (limit ${this.maxConcurrent}); retry later`),
@@ -134,18 +154,28 @@ export class InferenceEngine {
     }
     const id = this.#nextId++;
     const done = new Promise<Completion>((resolve, reject) => {
-      this.#waiters.set(id, { onDelta, resolve, reject, text: '', tokens: [] });
+      this.#waiters.set(id, {
+        maxTokens: params.maxTokens,
+        onDelta,
+        resolve,
+        reject,
+        text: '',
+        tokens: [],
+      });
     });
     this.#post({ type: 'generate', id, prompt, params });
-    signal?.addEventListener('abort', () => this.#post({ type: 'cancel', id }), { once: true });
+    if (signal?.aborted) this.#post({ type: 'cancel', id });
+    else
+      signal?.addEventListener('abort', () => this.#post({ type: 'cancel', id }), { once: true });
     return done;
   }
 
   #post(m: ToWorker): void {
-    this.#worker.postMessage(m);
+    if (!this.#closed) this.#worker.postMessage(m);
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     for (const w of this.#waiters.values()) w.reject(new ApiError(503, 'server shutting down'));
     this.#waiters.clear();
     await this.#worker.terminate();

@@ -2,48 +2,17 @@
 // models, completions (plain, echo + logprobs), chat (plain, streaming, logprobs), n, stop,
 // errors in OpenAI's shape, the event loop staying free, and a disconnected stream's slot.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
-import { saveCheckpoint } from '../../src/models/checkpoint.ts';
 import { generate } from '../../src/models/generate.ts';
-import { CausalLM } from '../../src/models/lm.ts';
-import { tinyLlamaConfig, trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { type RunningServer, startServer } from '../../src/serve/listen.ts';
+import { lm, saveTinyModel, tokenizer } from './tiny-model.ts';
 
-const texts = Array.from(
-  { length: 100 },
-  (_, i) => `Hello number ${i}, the weather is ${['sunny', 'rainy', 'cold'][i % 3]} today.`,
-);
-const { tokenizer } = trainTinyTokenizer(texts, 400);
-const spec = {
-  ...tinyLlamaConfig({
-    vocabSize: 400,
-    eosTokenId: tokenizer.eos!.id,
-    padTokenId: tokenizer.pad!.id,
-    maxPositions: 128,
-  }),
-  hiddenSize: 64,
-  intermediateSize: 128,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 32,
-};
-const lm = CausalLM.random({ ...spec, initializerRange: 0.2 }, 7, tokenizer);
 let server: RunningServer;
 let client: OpenAI;
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ik-serve-'));
-  await saveCheckpoint(dir, {
-    spec: lm.spec,
-    tensors: lm.weights,
-    tokenizer,
-    generationConfig: null,
-  });
+  const dir = await saveTinyModel();
   server = await startServer({
     model: dir,
     port: 0,
@@ -264,4 +233,84 @@ test('32 concurrent streams: the health endpoint answers within 50 ms; a dropped
   while (server.engine.inFlight > 0 && performance.now() - t0 < 5000)
     await new Promise((r) => setTimeout(r, 10));
   assert.equal(server.engine.inFlight, 0);
+});
+
+test('streams: errors before the first token are HTTP errors; include_usage adds a usage chunk', async () => {
+  // Too long for the context: refused before the stream opens, so the client gets a 400.
+  for (const stream of [
+    () =>
+      client.completions.create({
+        model: 'tiny',
+        prompt: 'Hello '.repeat(150),
+        max_tokens: 10,
+        stream: true,
+      }),
+    () =>
+      client.chat.completions.create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hello '.repeat(150) }],
+        max_tokens: 10,
+        stream: true,
+      }),
+  ]) {
+    await assert.rejects(
+      async () => {
+        for await (const _ of await stream()) {
+          // a 200 stream that just ends would get here and pass the rejects check
+        }
+      },
+      (e: unknown) =>
+        e instanceof OpenAI.APIError &&
+        e.status === 400 &&
+        e.code === 'context_length_exceeded' &&
+        /maximum context length/.test(e.message),
+    );
+  }
+  // include_usage: every chunk has usage null, then a last chunk with no choices and the usage
+  // a non-streamed request reports.
+  const messages = [{ role: 'user' as const, content: 'Hello number 3' }];
+  const plain = await client.chat.completions.create({
+    model: 'tiny',
+    messages,
+    max_tokens: 9,
+    temperature: 0,
+    n: 2,
+  });
+  const chunks = [];
+  for await (const ch of await client.chat.completions.create({
+    model: 'tiny',
+    messages,
+    max_tokens: 9,
+    temperature: 0,
+    n: 2,
+    stream: true,
+    stream_options: { include_usage: true },
+  }))
+    chunks.push(ch);
+  const last = chunks.at(-1)!;
+  assert.deepEqual(last.choices, []);
+  assert.deepEqual(last.usage, plain.usage);
+  assert.ok(chunks.slice(0, -1).every((ch) => ch.usage === null && ch.choices.length === 1));
+  const comp = [];
+  for await (const ch of await client.completions.create({
+    model: 'tiny',
+    prompt: 'Hello number 3',
+    max_tokens: 5,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  }))
+    comp.push(ch);
+  assert.equal(comp.at(-1)!.usage!.prompt_tokens, tokenizer.encode('Hello number 3').length);
+  assert.ok(comp.at(-1)!.usage!.completion_tokens > 0);
+  // Without stream_options there is no usage chunk.
+  const bare = [];
+  for await (const ch of await client.chat.completions.create({
+    model: 'tiny',
+    messages,
+    max_tokens: 3,
+    stream: true,
+  }))
+    bare.push(ch);
+  assert.ok(bare.every((ch) => ch.choices.length === 1 && ch.usage == null));
 });

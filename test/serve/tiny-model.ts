@@ -1,0 +1,42 @@
+// The tiny random LLaMA the server tests serve: a BPE tokenizer trained on a few sentences and
+// a 2-layer model with a 128-token context, saved as an HF directory.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { saveCheckpoint } from '../../src/models/checkpoint.ts';
+import { CausalLM } from '../../src/models/lm.ts';
+import { tinyLlamaConfig, trainTinyTokenizer } from '../../src/models/tiny.ts';
+
+const texts = Array.from(
+  { length: 100 },
+  (_, i) => `Hello number ${i}, the weather is ${['sunny', 'rainy', 'cold'][i % 3]} today.`,
+);
+export const { tokenizer } = trainTinyTokenizer(texts, 400);
+export const CONTEXT = 128;
+const spec = {
+  ...tinyLlamaConfig({
+    vocabSize: 400,
+    eosTokenId: tokenizer.eos!.id,
+    padTokenId: tokenizer.pad!.id,
+    maxPositions: CONTEXT,
+  }),
+  hiddenSize: 64,
+  intermediateSize: 128,
+  numLayers: 2,
+  numHeads: 2,
+  numKvHeads: 1,
+  headDim: 32,
+};
+export const lm = CausalLM.random({ ...spec, initializerRange: 0.2 }, 7, tokenizer);
+
+/** Saves the model to a fresh temporary directory and returns it. */
+export async function saveTinyModel(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-serve-'));
+  await saveCheckpoint(dir, {
+    spec: lm.spec,
+    tensors: lm.weights,
+    tokenizer,
+    generationConfig: null,
+  });
+  return dir;
+}
