@@ -1,15 +1,11 @@
-// `instructkit data render`: renders the built-in collection, a FLAN-style template set, a
-// Super-NaturalInstructions task or a PromptSource templates.yaml over records, to JSONL
-// TaskExample records. Flag parsing only; the rendering lives in src/data.
-import type { Command } from 'commander';
-import { builtinCollection, renderCollection } from '../data/collection/index.ts';
-import type { TaskExample } from '../data/records.ts';
-import type { Variant } from '../data/templates/flan.ts';
-import { loadNatInstTask, natInstExamples } from '../data/templates/natinst.ts';
-import { applyTemplate, loadPromptSourceFile } from '../data/templates/promptsource.ts';
+// `instructkit data render`: renders the built-in collection, a Super-NaturalInstructions task
+// or a PromptSource templates.yaml over dataset rows, to TaskExample records. Flag parsing
+// only; the rendering is data/render.ts. Progress goes to stderr, the summary to stdout.
+import { type Command, InvalidArgumentError } from 'commander';
+import { RENDER_VARIANTS, type RenderSource, renderFile } from '../data/render.ts';
+import { renderLines } from '../data/summaries.ts';
 import { ConfigError } from '../util/errors.ts';
-import { readJsonl, writeJsonl } from '../util/jsonl.ts';
-import { PyRandom } from '../util/pyrandom.ts';
+import { progress } from '../util/progress.ts';
 
 interface RenderFlags {
   builtin?: boolean;
@@ -23,15 +19,28 @@ interface RenderFlags {
   negative: number;
   explanation?: boolean;
   out: string;
+  skipInvalid?: boolean;
+  json?: boolean;
+  quiet?: boolean;
 }
 
-const VARIANTS = ['zero_shot', 'few_shot', 'options', 'cot', 'inversion'];
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+};
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function registerDataRender(data: Command): void {
   data
     .command('render')
     .description(
-      'Render the built-in collection, a Super-NI task or PromptSource templates to JSONL task examples',
+      'Render the built-in collection, a Super-NI task or PromptSource templates to task examples',
     )
     .option('--builtin', 'the built-in task collection')
     .option('--natinst <task.json>', 'a Super-NaturalInstructions task file')
@@ -39,71 +48,64 @@ export function registerDataRender(data: Command): void {
     .option('--records <file.jsonl>', 'dataset rows (JSONL) for --promptsource')
     .option(
       '--variants <list>',
-      `built-in variants, comma-separated (${VARIANTS.join(', ')})`,
+      `built-in variants, comma-separated (${RENDER_VARIANTS.join(', ')})`,
       'zero_shot',
     )
     .option('--categories <list>', 'built-in categories to render (default all)')
-    .option('--seed <n>', 'random seed', (v) => Number(v), 0)
-    .option('--positive <k>', 'Super-NI positive examples', (v) => Number(v), 2)
-    .option('--negative <k>', 'Super-NI negative examples', (v) => Number(v), 0)
+    .option('--seed <n>', 'random seed', int, 0)
+    .option('--positive <k>', 'Super-NI positive examples', int, 2)
+    .option('--negative <k>', 'Super-NI negative examples', int, 0)
     .option('--explanation', 'Super-NI: include explanations')
-    .requiredOption('--out <file.jsonl>', 'where to write the records')
+    .requiredOption('--out <file>', 'where to write the records (.jsonl, .json, .parquet)')
+    .option(
+      '--skip-invalid',
+      '--records: count and report bad rows and failed template applications instead of stopping',
+    )
+    .option('--json', 'print the summary as JSON')
+    .option('-q, --quiet', 'no progress output')
     .action(async (f: RenderFlags) => {
-      const sources = [f.builtin, f.natinst, f.promptsource].filter(Boolean).length;
-      if (sources !== 1)
+      const given = [f.builtin, f.natinst, f.promptsource].filter(Boolean).length;
+      if (given !== 1)
         throw new ConfigError('give exactly one of --builtin, --natinst, --promptsource', {
           field: 'source',
         });
-      let out: TaskExample[] = [];
-      let skipped = 0;
-      if (f.builtin) {
-        const variants = f.variants.split(',').map((v) => v.trim());
-        for (const v of variants)
-          if (!VARIANTS.includes(v))
-            throw new ConfigError(`unknown variant '${v}'`, { field: 'variants' });
-        out = renderCollection(builtinCollection({ seed: f.seed }), {
-          seed: f.seed,
-          variants: variants as Variant[],
-          ...(f.categories ? { categories: f.categories.split(',').map((c) => c.trim()) } : {}),
-        });
-      } else if (f.natinst) {
-        out = natInstExamples(loadNatInstTask(f.natinst), {
-          seed: f.seed,
-          positive: f.positive,
-          negative: f.negative,
-          explanation: f.explanation ?? false,
-        });
-      } else {
+      let source: RenderSource;
+      if (f.builtin)
+        source = {
+          builtin: {
+            seed: f.seed,
+            variants: list(f.variants),
+            ...(f.categories ? { categories: list(f.categories) } : {}),
+          },
+        };
+      else if (f.natinst)
+        source = {
+          natinst: {
+            path: f.natinst,
+            seed: f.seed,
+            encoding: {
+              positive: f.positive,
+              negative: f.negative,
+              explanation: f.explanation ?? false,
+            },
+          },
+        };
+      else {
         if (!f.records)
           throw new ConfigError('--promptsource needs --records', { field: 'records' });
-        const file = loadPromptSourceFile(f.promptsource!);
-        let i = 0;
-        for await (const { value } of readJsonl(f.records)) {
-          for (const t of file.templates) {
-            const r = applyTemplate(t, value as Record<string, unknown>, {
-              rng: new PyRandom(f.seed + i),
-            });
-            if (r.kind === 'skipped') skipped++;
-            else
-              out.push({
-                task: file.dataset,
-                template: t.name,
-                input: r.input,
-                target: r.target,
-                references: r.targets,
-                ...(r.answerChoices ? { choices: r.answerChoices } : {}),
-              });
-          }
-          i++;
-        }
+        source = { promptsource: { path: f.promptsource!, records: f.records, seed: f.seed } };
       }
-      const n = await writeJsonl(f.out, out);
-      const byTask = new Map<string, number>();
-      for (const e of out) byTask.set(e.task, (byTask.get(e.task) ?? 0) + 1);
-      process.stdout.write(
-        `wrote ${n} examples to ${f.out}${skipped ? ` (${skipped} template applications skipped by their own conditions)` : ''}\n`,
-      );
-      for (const [t, k] of [...byTask].slice(0, 40))
-        process.stdout.write(`  ${t.padEnd(32)} ${k}\n`);
+      const r = await renderFile({
+        source,
+        output: f.out,
+        skipInvalid: f.skipInvalid,
+        progress: progress({
+          label: 'render',
+          unit: 'promptsource' in source ? 'rows' : 'examples',
+          enabled: !f.quiet,
+        }),
+      });
+      if (f.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else for (const l of renderLines(r)) process.stdout.write(`${l}\n`);
     });
 }

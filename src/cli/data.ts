@@ -15,6 +15,7 @@ import {
   dedupLines,
   mixLines,
   recordLines,
+  skippedLines,
   splitLines,
   statsLines,
 } from '../data/summaries.ts';
@@ -371,7 +372,10 @@ function registerInspect(data: Command): void {
       .description('Show a few validated records and where they are in the file')
       .option('-n, --count <n>', 'records to show (default 3)', int)
       .option('--offset <k>', 'skip the first k records', int)
-      .option('--sample', 'a seeded uniform sample of the whole file instead of the first records')
+      .option(
+        '--sample',
+        'a seeded uniform sample of the whole file (one pass, reservoir) instead of the first records',
+      )
       .option('--seed <n>', 'seed for --sample', int)
       .option('--max-chars <n>', 'truncate each field to this many characters (default 400)', int),
   ).action(async (input: string, o: Common) => {
@@ -383,16 +387,19 @@ function registerInspect(data: Command): void {
       offset: o.offset as number | undefined,
       sample: o.sample as boolean | undefined,
       seed: o.seed as number | undefined,
+      progress: bar(o, o.sample ? 'sample' : 'inspect'),
     });
     if (o.json) {
       for (const x of r.records) out(JSON.stringify(x.record));
+      // stdout holds only records here; what was skipped still gets said.
+      for (const l of skippedLines(r.skipped, r.reasons)) process.stderr.write(`${l}\n`);
       return;
     }
     for (const x of r.records)
       for (const l of recordLines(x, o.maxChars as number | undefined)) out(l);
     const of = o.sample ? r.seen.toLocaleString('en-US') : `${r.seen.toLocaleString('en-US')}+`;
-    const skipped = r.skipped ? `, ${r.skipped} invalid skipped` : '';
-    out(`${r.records.length} of ${of} record(s) shown${skipped}`);
+    out(`${r.records.length} of ${of} record(s) shown`);
+    for (const l of skippedLines(r.skipped, r.reasons)) out(l);
   });
 }
 

@@ -9,6 +9,7 @@ export * from './mix-files.ts';
 export * from './mixture.ts';
 export * from './porter.ts';
 export * from './records.ts';
+export * from './render.ts';
 export * from './rouge.ts';
 export * from './split.ts';
 export * from './split-files.ts';

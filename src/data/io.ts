@@ -52,16 +52,31 @@ export function newReadReport(): ReadReport {
   return { skipped: 0, reasons: [], read: 0 };
 }
 
-export interface ReadRecordsOptions {
-  /** Record kind; detected from the first record when absent. */
+interface ReadRecordsBase {
+  /** Record kind; detected from the first valid record when absent. */
   kind?: RecordKind | string;
-  /** Count and report invalid records instead of throwing. Default false. */
-  skipInvalid?: boolean;
-  /** Filled as records are read (kind, read, skipped, reasons). */
-  report?: SkipReport | ReadReport;
   /** Overrides the extension. */
   format?: FileFormat;
 }
+
+/**
+ * Options of readRecords. skipInvalid requires a report: a skipped record must land somewhere
+ * the caller can see, never vanish.
+ */
+export type ReadRecordsOptions = ReadRecordsBase &
+  (
+    | {
+        skipInvalid?: false;
+        /** Filled as records are read (kind, read). */
+        report?: SkipReport | ReadReport;
+      }
+    | {
+        /** Count and report invalid records instead of throwing. */
+        skipInvalid: true;
+        /** Filled as records are read (kind, read, skipped, reasons). */
+        report: SkipReport | ReadReport;
+      }
+  );
 
 /** A validated record and where it came from. */
 export interface LocatedRecord<T = unknown> {
@@ -112,9 +127,14 @@ export async function* readLocatedRecords<T = unknown>(
   const report = opts.report as ReadReport | undefined;
   if (report && kind) report.kind = kind;
   let schema = kind ? recordSchemas[kind] : undefined;
+  if (opts.skipInvalid && !opts.report)
+    throw new ConfigError('skipInvalid needs a report to count the skipped records in', {
+      file: path,
+      field: 'report',
+    });
   const skip = (it: RawItem, reason: string, err: () => Error) => {
     if (!opts.skipInvalid) throw err();
-    if (opts.report) recordSkip(opts.report, `${where(path, it)}: ${reason}`);
+    recordSkip(opts.report!, `${where(path, it)}: ${reason}`);
   };
   for await (const it of rawItems(path, format, opts)) {
     const loc = { file: path, line: it.line };
@@ -137,9 +157,15 @@ export async function* readLocatedRecords<T = unknown>(
           it.value !== null && typeof it.value === 'object'
             ? Object.keys(it.value).join(', ')
             : typeof it.value;
-        throw new DataError(`${rowNote}cannot detect the record kind from keys [${keys}]`, loc, {
-          hint: `pass --kind (one of ${RECORD_KINDS.join(', ')})`,
-        });
+        const msg = `${rowNote}cannot detect the record kind from keys [${keys}]`;
+        // Skipped like any invalid record; the next record gets its turn to fix the kind.
+        skip(
+          it,
+          msg,
+          () =>
+            new DataError(msg, loc, { hint: `pass --kind (one of ${RECORD_KINDS.join(', ')})` }),
+        );
+        continue;
       }
       kind = k;
       schema = recordSchemas[k];
@@ -185,9 +211,9 @@ export async function* readRecords<T = unknown>(
 /** Kind of the first valid record of a file (reads only up to it). */
 export async function detectFileKind(
   path: string,
-  opts: { format?: FileFormat; skipInvalid?: boolean } = {},
+  opts: { format?: FileFormat; skipInvalid?: boolean; report?: ReadReport } = {},
 ): Promise<RecordKind> {
-  const report = newReadReport();
+  const report = opts.report ?? newReadReport();
   for await (const _ of readLocatedRecords(path, { ...opts, report })) break;
   if (!report.kind) throw new DataError('no records to detect a kind from', { file: path });
   return report.kind;

@@ -4,7 +4,7 @@
 // split-files.ts.
 import { rmSync } from 'node:fs';
 import { DataError } from '../util/errors.ts';
-import { JsonlWriter } from '../util/jsonl.ts';
+import { JsonlWriter, type SkipReport } from '../util/jsonl.ts';
 import { Rng } from '../util/rng.ts';
 import { type ConvertOptions, converter } from './convert.ts';
 import {
@@ -62,6 +62,12 @@ export async function withOutputs<R>(
   for (const w of writers) await w.close();
   p.done();
   return r;
+}
+
+/** Adds what `from` skipped to `into`, keeping the first reasons (as recordSkip caps them). */
+export function mergeSkips(into: SkipReport, from: SkipReport, maxReasons = 20): void {
+  into.skipped += from.skipped;
+  for (const r of from.reasons) if (into.reasons.length < maxReasons) into.reasons.push(r);
 }
 
 /** Options shared by jobs that read one record file. */
@@ -196,7 +202,14 @@ export async function fileStats(
  */
 export async function inspectFile(
   job: ReadJob & { count?: number; offset?: number; sample?: boolean; seed?: number },
-): Promise<{ records: LocatedRecord[]; kind?: RecordKind; seen: number; skipped: number }> {
+): Promise<{
+  records: LocatedRecord[];
+  kind?: RecordKind;
+  seen: number;
+  skipped: number;
+  reasons: string[];
+}> {
+  const p = job.progress ?? silent;
   const count = job.count ?? 3;
   const offset = job.offset ?? 0;
   const report = newReadReport();
@@ -208,6 +221,7 @@ export async function inspectFile(
     skipInvalid: job.skipInvalid,
     report,
   })) {
+    p.tick();
     if (job.sample) {
       if (picked.length < count) picked.push(r);
       else {
@@ -223,15 +237,24 @@ export async function inspectFile(
     }
     seen++;
   }
+  p.done();
   if (job.sample) picked.sort((a, b) => a.row - b.row);
-  return { records: picked, kind: report.kind, seen, skipped: report.skipped };
+  return {
+    records: picked,
+    kind: report.kind,
+    seen,
+    skipped: report.skipped,
+    reasons: report.reasons,
+  };
 }
 
 export interface DedupSummary extends DedupReport {
   input: string;
   output: string;
   kind: RecordKind;
+  /** Invalid records skipped (skipInvalid), with the first reasons (file:line: why). */
   skipped: number;
+  reasons: string[];
   report?: string;
 }
 
@@ -302,6 +325,7 @@ export async function dedupFile(
     kind: kind ?? readReport.kind ?? 'instruction',
     ...counts,
     skipped: readReport.skipped,
+    reasons: readReport.reasons,
     report: job.reportPath,
   };
 }
@@ -310,9 +334,11 @@ export interface DecontaminateSummary extends DecontaminationReport {
   input: string;
   output: string;
   kind: RecordKind;
-  evalSets: { name: string; path: string; records: number; tooShort: number }[];
+  evalSets: { name: string; path: string; records: number; tooShort: number; skipped: number }[];
   evalNgrams: number;
+  /** Invalid records skipped (skipInvalid) in the input and the eval sets, with the first reasons. */
   skipped: number;
+  reasons: string[];
   report?: string;
 }
 
@@ -330,8 +356,10 @@ export async function decontaminateFile(
 ): Promise<DecontaminateSummary> {
   const p = job.progress ?? silent;
   const sets = [];
+  const evalReports: ReadReport[] = [];
   for (const e of job.evalSets) {
     const rep = newReadReport();
+    evalReports.push(rep);
     const records = readRecords(e.path, {
       kind: e.kind,
       skipInvalid: job.skipInvalid,
@@ -389,6 +417,8 @@ export async function decontaminateFile(
         await writer.write(r.record);
     }
   });
+  const skips: SkipReport = { skipped: 0, reasons: [] };
+  for (const r of [readReport, ...evalReports]) mergeSkips(skips, r);
   return {
     input: job.input,
     output: job.output,
@@ -399,9 +429,11 @@ export async function decontaminateFile(
       path: e.path,
       records: index.evalRecords[i]!,
       tooShort: index.tooShort[i]!,
+      skipped: evalReports[i]!.skipped,
     })),
     evalNgrams: index.size,
-    skipped: readReport.skipped,
+    skipped: skips.skipped,
+    reasons: skips.reasons,
     report: job.reportPath,
   };
 }

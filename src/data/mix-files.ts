@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
+import type { SkipReport } from '../util/jsonl.ts';
 import { parseConfig } from './config.ts';
 import {
   detectFileKind,
@@ -15,7 +16,7 @@ import {
   readLocatedRecords,
   readRecords,
 } from './io.ts';
-import { countRecords, type JobProgress, withOutputs } from './jobs.ts';
+import { countRecords, type JobProgress, mergeSkips, withOutputs } from './jobs.ts';
 import { MixtureConfig, type MixtureSource, type MixtureSummary, mix } from './mixture.ts';
 import type { RecordKind } from './records.ts';
 
@@ -44,8 +45,12 @@ export interface MixFilesSummary extends MixtureSummary {
   output: string;
   written: number;
   kind: RecordKind;
-  /** Invalid records skipped while counting (skipInvalid). */
+  /**
+   * Invalid records skipped (skipInvalid), each counted once: in the counting pass, or for a
+   * source whose size the config gives, in its first pass of the mixture. First reasons listed.
+   */
   skipped: number;
+  reasons: string[];
 }
 
 interface ResolvedSource {
@@ -61,12 +66,12 @@ async function spillByTask(
   dir: string,
   skipInvalid: boolean,
   progress: JobProgress,
-): Promise<{ sources: ResolvedSource[]; skipped: number }> {
+  skips: SkipReport,
+): Promise<ResolvedSource[]> {
   const buffers = new Map<string, string[]>();
   const sizes = new Map<string, number>();
   const paths = new Map<string, string>();
   let buffered = 0;
-  let skipped = 0;
   const flush = () => {
     for (const [task, lines] of buffers) {
       if (lines.length === 0) continue;
@@ -76,11 +81,10 @@ async function spillByTask(
     buffered = 0;
   };
   for (const f of files) {
-    const report = newReadReport();
     for await (const r of readLocatedRecords<{ task: string }>(f, {
       kind: 'task',
       skipInvalid,
-      report,
+      report: skips,
     })) {
       const task = r.record.task;
       if (!paths.has(task)) {
@@ -94,11 +98,9 @@ async function spillByTask(
       if (buffered > 16 << 20) flush();
       progress.tick();
     }
-    skipped += report.skipped;
   }
   flush();
-  const sources = [...paths].map(([name, path]) => ({ name, path, size: sizes.get(name)! }));
-  return { sources, skipped };
+  return [...paths].map(([name, path]) => ({ name, path, size: sizes.get(name)! }));
 }
 
 /**
@@ -118,21 +120,22 @@ export async function mixFiles(job: {
   if (c.onExhausted === 'repeat' && c.total === undefined)
     throw new ConfigError("onExhausted 'repeat' never runs out: set total", { field: 'total' });
   let tmp: string | undefined;
-  let skipped = 0;
+  const skips = newReadReport();
+  // Sources whose skips are collected while mixing (their size was given, so no counting pass).
+  const countWhileMixing = new Set<string>();
   try {
     let resolved: ResolvedSource[];
     let kind: RecordKind;
     if (c.byTask) {
       tmp = mkdtempSync(join(tmpdir(), 'ik-mix-'));
-      const s = await spillByTask(
+      resolved = await spillByTask(
         c.sources.map((x) => x.path),
         tmp,
         job.skipInvalid ?? false,
         pc,
+        skips,
       );
       pc.done();
-      resolved = s.sources;
-      skipped = s.skipped;
       kind = 'task';
     } else {
       resolved = [];
@@ -140,7 +143,10 @@ export async function mixFiles(job: {
       for (const s of c.sources) {
         const name = s.name ?? basename(s.path, extname(s.path));
         const skipInvalid = job.skipInvalid;
-        const fileKind = c.kind ? parseKind(c.kind) : await detectFileKind(s.path, { skipInvalid });
+        // Its skips are counted again by the counting or mixing pass, so they are not kept.
+        const fileKind = c.kind
+          ? parseKind(c.kind)
+          : await detectFileKind(s.path, { skipInvalid, report: newReadReport() });
         if (k && fileKind !== k)
           throw new ConfigError(`source '${name}' holds ${fileKind} records, the others ${k}`, {
             field: 'sources',
@@ -150,9 +156,9 @@ export async function mixFiles(job: {
         if (size === undefined) {
           const counted = await countRecords(s.path, { kind: k, skipInvalid });
           size = counted.count;
-          skipped += counted.report.skipped;
+          mergeSkips(skips, counted.report);
           pc.tick(counted.count);
-        }
+        } else countWhileMixing.add(name);
         resolved.push({ name, path: s.path, size, rate: s.rate });
       }
       pc.done();
@@ -163,7 +169,12 @@ export async function mixFiles(job: {
       name: s.name,
       size: s.size,
       rate: s.rate,
-      open: () => readRecords(s.path, { kind, skipInvalid: job.skipInvalid }),
+      open: ({ epoch }) => {
+        // Later epochs re-read the same lines: their skips were counted already.
+        const counted = epoch === 0 && countWhileMixing.has(s.name);
+        const report = counted ? skips : newReadReport();
+        return readRecords(s.path, { kind, skipInvalid: job.skipInvalid, report });
+      },
     }));
     const { sources: _s, byTask: _b, kind: _k, ...mixCfg } = c;
     const m = mix(sources, mixCfg);
@@ -175,7 +186,14 @@ export async function mixFiles(job: {
         pm.tick();
       }
     });
-    return { ...m.summary, output: job.output, written: writer.count, kind, skipped };
+    return {
+      ...m.summary,
+      output: job.output,
+      written: writer.count,
+      kind,
+      skipped: skips.skipped,
+      reasons: skips.reasons,
+    };
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }

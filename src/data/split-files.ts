@@ -43,7 +43,9 @@ export interface SplitFilesSummary {
   files: Record<SplitName, string>;
   planFile: string;
   leaks: LeakReport;
+  /** Invalid records skipped (skipInvalid), with the first reasons (file:line: why). */
   skipped: number;
+  reasons: string[];
 }
 
 const EXT: Record<FileFormat, string> = { jsonl: 'jsonl', json: 'json', parquet: 'parquet' };
@@ -55,7 +57,13 @@ async function tableFromExamples(
   progress: JobProgress,
 ): Promise<Map<string, string>> {
   const table = new Map<string, string>();
-  for await (const r of readLocatedRecords<TaskExample>(input, { kind: 'task', skipInvalid })) {
+  // The split pass re-reads the file and reports the same skips, so this report is dropped.
+  const report = newReadReport();
+  for await (const r of readLocatedRecords<TaskExample>(input, {
+    kind: 'task',
+    skipInvalid,
+    report,
+  })) {
     const { task, category } = r.record;
     if (category === undefined)
       throw new DataError(
@@ -174,5 +182,6 @@ export async function splitFile(job: {
     planFile,
     leaks,
     skipped: report.skipped,
+    reasons: report.reasons,
   };
 }

@@ -4,17 +4,28 @@
 import type { LocatedRecord } from './io.ts';
 import type { ConvertSummary, DecontaminateSummary, DedupSummary } from './jobs.ts';
 import type { MixFilesSummary } from './mix-files.ts';
+import type { RenderSummary } from './render.ts';
 import type { SplitFilesSummary } from './split-files.ts';
 import type { DataStats, Summary } from './stats.ts';
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-/** "skipped N invalid record(s):" and the first reasons, or nothing. */
-export function skippedLines(skipped: number, reasons: string[] = []): string[] {
+/** Reasons listed in a summary; the JSON result keeps up to 20. */
+const SHOWN_REASONS = 5;
+
+/** "skipped N invalid record(s):", the first reasons (file:line: why) and how many more, or nothing. */
+export function skippedLines(
+  skipped: number,
+  reasons: string[],
+  what = 'invalid record(s)',
+): string[] {
   if (skipped === 0) return [];
+  const shown = reasons.slice(0, SHOWN_REASONS);
+  const more = skipped - shown.length;
   return [
-    `skipped ${fmt(skipped)} invalid record(s):`,
-    ...reasons.slice(0, 5).map((r) => `  ${r}`),
+    `skipped ${fmt(skipped)} ${what}:`,
+    ...shown.map((r) => `  ${r}`),
+    ...(more > 0 ? [`  ... and ${fmt(more)} more`] : []),
   ];
 }
 
@@ -22,6 +33,21 @@ export function convertLines(r: ConvertSummary): string[] {
   return [
     `converted ${fmt(r.read)} ${r.from} record(s) from ${r.input} into ${fmt(r.written)} ${r.to} record(s) in ${r.output}`,
     ...skippedLines(r.skipped, r.reasons),
+  ];
+}
+
+export function renderLines(r: RenderSummary, maxTasks = 40): string[] {
+  const tasks = Object.entries(r.byTask);
+  const w = Math.max(4, ...tasks.slice(0, maxTasks).map(([t]) => t.length));
+  const rows = r.rows !== undefined ? ` from ${fmt(r.rows)} row(s)` : '';
+  const excluded = r.excluded
+    ? ` (${fmt(r.excluded)} template application(s) excluded by the template's own condition)`
+    : '';
+  return [
+    `wrote ${fmt(r.written)} task example(s)${rows} to ${r.output}${excluded}`,
+    ...tasks.slice(0, maxTasks).map(([t, n]) => `  ${t.padEnd(w)}  ${fmt(n).padStart(8)}`),
+    ...(tasks.length > maxTasks ? [`  ... and ${fmt(tasks.length - maxTasks)} more task(s)`] : []),
+    ...skippedLines(r.skipped, r.reasons, 'invalid row(s) or failed template application(s)'),
   ];
 }
 
@@ -46,7 +72,7 @@ export function mixLines(r: MixFilesSummary): string[] {
         `${s.epochs}${s.exhausted ? ' (exhausted)' : ''}`,
       ]),
     ),
-    ...skippedLines(r.skipped),
+    ...skippedLines(r.skipped, r.reasons),
   ];
 }
 
@@ -73,7 +99,7 @@ export function splitLines(r: SplitFilesSummary): string[] {
       `${p.supervisedFraction} of each training task`,
     ),
     `leak check: ${r.leaks.ok ? 'ok' : 'FAILED'}, ${fmt(r.leaks.checkedTrain)} training examples checked`,
-    ...skippedLines(r.skipped),
+    ...skippedLines(r.skipped, r.reasons),
   ];
 }
 
@@ -95,7 +121,7 @@ export function dedupLines(
   return [
     `kept ${fmt(r.kept)} of ${fmt(r.total)} ${r.kind} record(s) in ${r.output}: removed ${fmt(r.removedExact)} exact and ${fmt(r.removedNear)} near duplicate(s)${near}`,
     ...(r.report ? [`report: ${r.report}`] : []),
-    ...skippedLines(r.skipped),
+    ...skippedLines(r.skipped, r.reasons),
   ];
 }
 
@@ -109,10 +135,11 @@ export function decontaminateLines(
       const short = e.tooShort
         ? ` (${fmt(e.tooShort)} shorter than ${c.minN ?? c.n} words, not indexed)`
         : '';
-      return `  ${e.name}: ${fmt(e.records)} eval record(s)${short}, removed ${fmt(r.removedBySet[e.name] ?? 0)}`;
+      const skipped = e.skipped ? `, ${fmt(e.skipped)} invalid skipped` : '';
+      return `  ${e.name}: ${fmt(e.records)} eval record(s)${short}${skipped}, removed ${fmt(r.removedBySet[e.name] ?? 0)}`;
     }),
     ...(r.report ? [`report: ${r.report}`] : []),
-    ...skippedLines(r.skipped),
+    ...skippedLines(r.skipped, r.reasons),
   ];
 }
 

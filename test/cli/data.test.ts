@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseDocument } from 'yaml';
 import { buildProgram } from '../../src/cli/commands.ts';
 import { progress } from '../../src/util/progress.ts';
-import { fixture, repoRoot } from '../helpers/shared.ts';
+import { fixture, repoRoot, sharedData } from '../helpers/shared.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-cli-data-'));
 const bin = join(repoRoot, 'bin', 'instructkit.js');
@@ -38,15 +40,39 @@ for (const [category, tasks] of Object.entries(cats))
       );
 writeFileSync(join(dir, 'tasks.jsonl'), `${taskLines.join('\n')}\n`);
 
-test('every data command is registered with --help text', () => {
+// Options each command must offer, beyond --skip-invalid, --json and --quiet, which all have.
+const DATA_OPTIONS: Record<string, string[]> = {
+  convert: ['--to <kind>', '--kind <kind>', '--system <text>', '--split-input <sep>'],
+  render: ['--builtin', '--natinst <task.json>', '--promptsource <templates.yaml>', '--records'],
+  mix: ['--out <path>', '--config <file>', '--source <spec>', '--cap <n>', '--seed <n>'],
+  split: ['--out-dir <dir>', '--table <file>', '--held-out-categories <list>'],
+  dedup: ['--mode <m>', '--threshold <j>', '--num-perm <n>', '--report <file>'],
+  decontaminate: ['--eval <spec>', '--n <n>', '--min-n <n>', '--report <file>'],
+  stats: ['--top <n>', '--kind <kind>'],
+  inspect: ['--count <n>', '--offset <k>', '--sample', '--seed <n>', '--max-chars <n>'],
+};
+
+test('every data subcommand prints its options with --help', async () => {
   const data = buildProgram().commands.find((c) => c.name() === 'data')!;
-  const names = data.commands.map((c) => c.name());
-  for (const n of ['convert', 'mix', 'split', 'dedup', 'decontaminate', 'stats', 'inspect'])
-    assert.ok(names.includes(n), n);
-  const mix = data.commands.find((c) => c.name() === 'mix')!;
-  assert.match(mix.helpInformation(), /--cap <n>/);
-  const dd = data.commands.find((c) => c.name() === 'dedup')!;
-  assert.match(dd.helpInformation(), /--threshold <j>/);
+  assert.deepEqual(data.commands.map((c) => c.name()).sort(), Object.keys(DATA_OPTIONS).sort());
+  // --help prints helpInformation(); one real run shows the path from the binary works.
+  const real = await ik('render', '--help');
+  assert.equal(real.code, 0, real.stderr);
+  const render = data.commands.find((c) => c.name() === 'render')!;
+  assert.equal(real.stdout, render.helpInformation());
+  for (const [name, wanted] of Object.entries(DATA_OPTIONS)) {
+    const cmd = data.commands.find((c) => c.name() === name)!;
+    const help = cmd.helpInformation();
+    assert.match(help, new RegExp(`^Usage: instructkit data ${name}\\b`), name);
+    const flags = [
+      ...wanted,
+      '--skip-invalid',
+      '--json',
+      '-q, --quiet',
+      ...cmd.options.map((o) => o.flags),
+    ];
+    for (const f of flags) assert.ok(help.includes(f), `${name} --help lacks ${f}`);
+  }
 });
 
 test('progress: plain periodic lines when stderr is not a TTY', () => {
@@ -298,4 +324,235 @@ test('config files: relative paths resolved, flags override, errors located', as
     loadConfig(MixFilesConfig, undefined, { sources: [{ path: 'a' }], cap: -1 }),
     (e) => e instanceof ConfigError && e.field === 'cap' && e.file === undefined,
   );
+});
+
+// Instruction records with an undetectable first record and two other bad lines.
+const badInstr = [
+  '{"foo":1}',
+  '{"instruction":"Name a prime number.","input":"","output":"7"}',
+  '{"instruction":"B","input":"",',
+  '{"instruction":"C","input":"","output":2}',
+  '{"instruction":"name a prime number","input":"","output":"7"}',
+  '{"instruction":"Give three tips for staying healthy.","input":"","output":"Eat, sleep, move."}',
+];
+const badReasons = [
+  /bad-instr\.jsonl:1: cannot detect the record kind from keys \[foo\]/,
+  /bad-instr\.jsonl:3: invalid JSON/,
+  /bad-instr\.jsonl:4: field 'output'/,
+];
+writeFileSync(join(dir, 'bad-instr.jsonl'), `${badInstr.join('\n')}\n`);
+
+/** Checks the reason lines (after the header) against `res`, in order. */
+function matchReasons(block: string[], res: RegExp[]): void {
+  for (const [i, re] of res.entries()) assert.match(block[i + 1]!, re);
+}
+
+/** The "skipped N ...:" block of a summary, as lines. */
+function skippedBlock(stdout: string): string[] {
+  const all = stdout.split('\n');
+  const at = all.findIndex((l) => l.startsWith('skipped '));
+  assert.ok(at >= 0, `no skipped block in:\n${stdout}`);
+  const out = [all[at]!];
+  for (const l of all.slice(at + 1)) if (l.startsWith('  ')) out.push(l);
+  return out;
+}
+
+test('--skip-invalid: dedup, decontaminate and mix list what they skipped (file:line: why)', async () => {
+  writeFileSync(
+    join(dir, 'bad-eval.jsonl'),
+    ['{"task":"t","input":"Give three tips for staying healthy.","target":"x"}', '{"task":'].join(
+      '\n',
+    ),
+  );
+  const [strict, d, c, m] = await Promise.all([
+    ik('dedup', 'bad-instr.jsonl', 'bd0.jsonl'),
+    ik('dedup', 'bad-instr.jsonl', 'bd.jsonl', '--skip-invalid', '-q'),
+    ik(
+      'decontaminate',
+      'bad-instr.jsonl',
+      'bc.jsonl',
+      '--eval',
+      'bad-eval.jsonl',
+      '--min-n',
+      '4',
+      '--eval-fields',
+      'input',
+      '--skip-invalid',
+      '-q',
+    ),
+    ik(
+      'mix',
+      '--source',
+      'bad-instr.jsonl',
+      '--total',
+      '30',
+      '--on-exhausted',
+      'repeat',
+      '-o',
+      'bm.jsonl',
+      '--skip-invalid',
+      '-q',
+    ),
+  ]);
+  assert.equal(strict.code, 1);
+  assert.match(strict.stderr, /bad-instr\.jsonl:1: cannot detect the record kind/);
+
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /kept 2 of 3 instruction record\(s\)/);
+  const dl = skippedBlock(d.stdout);
+  assert.equal(dl[0], 'skipped 3 invalid record(s):');
+  assert.equal(dl.length, 4);
+  matchReasons(dl, badReasons);
+
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, /kept 2 of 3 instruction record\(s\)/);
+  assert.match(c.stdout, /bad-eval\.jsonl: 1 eval record\(s\), 1 invalid skipped, removed 1/);
+  const cl = skippedBlock(c.stdout);
+  assert.equal(cl[0], 'skipped 4 invalid record(s):');
+  matchReasons(cl, badReasons);
+  assert.match(cl[4]!, /bad-eval\.jsonl:2: invalid JSON/);
+
+  assert.equal(m.code, 0, m.stderr);
+  assert.match(m.stdout, /mixed 30 instruction record\(s\)/);
+  const ml = skippedBlock(m.stdout);
+  assert.equal(ml[0], 'skipped 3 invalid record(s):');
+  // The kind is known from the first valid record before the counting pass reads line 1.
+  matchReasons(ml, [
+    /bad-instr\.jsonl:1: field 'instruction': not a valid instruction record/,
+    ...badReasons.slice(1),
+  ]);
+});
+
+test('--skip-invalid: split lists the first five reasons and how many more', async () => {
+  const rows = taskLines.slice(0, 120);
+  for (let i = 0; i < 8; i++) rows.splice(10 * i + 5, 0, `{"task":"add","input":${i}}`);
+  writeFileSync(join(dir, 'bad-tasks.jsonl'), `${rows.join('\n')}\n`);
+  const badLines = rows.flatMap((l, i) =>
+    l.includes('"input":') && !l.includes('target') ? [i + 1] : [],
+  );
+  assert.equal(badLines.length, 8);
+  const s = await ik('split', 'bad-tasks.jsonl', '--out-dir', 'bsp', '--skip-invalid', '-q');
+  assert.equal(s.code, 0, s.stderr);
+  const sl = skippedBlock(s.stdout);
+  assert.equal(sl[0], 'skipped 8 invalid record(s):');
+  assert.equal(sl.length, 7);
+  for (let i = 0; i < 5; i++)
+    assert.match(sl[i + 1]!, new RegExp(`bad-tasks\\.jsonl:${badLines[i]}: field 'input'`));
+  assert.equal(sl[6], '  ... and 3 more');
+  const plan = JSON.parse(readFileSync(join(dir, 'bsp', 'split_plan.json'), 'utf8'));
+  assert.equal(
+    Object.values(plan.counts as Record<string, number>).reduce((a, b) => a + b, 0),
+    120,
+  );
+});
+
+// ag_news rows for `render --promptsource`; label 2 is "Business" in its answer choices.
+const agNews = sharedData('promptsource', 'ag_news', 'templates.yaml');
+const agTemplates = Object.keys(
+  (parseDocument(readFileSync(agNews, 'utf8')).toJS() as { templates: object }).templates,
+).length;
+const agRows = [
+  { text: 'Stocks rose sharply on Monday.', label: 2 },
+  { text: 'The home team won the cup.', label: 1 },
+].map((r) => JSON.stringify(r));
+
+test('render --promptsource: every template over every row, progress, summary, --skip-invalid', async () => {
+  writeFileSync(join(dir, 'ag.jsonl'), `${agRows.join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'ag-bad.jsonl'),
+    `${[agRows[0], '{"text":', '[1]', agRows[1]].join('\n')}\n`,
+  );
+  const [r, strict, lax] = await Promise.all([
+    ik('render', '--promptsource', agNews, '--records', 'ag.jsonl', '--out', 'ag-out.jsonl'),
+    ik('render', '--promptsource', agNews, '--records', 'ag-bad.jsonl', '--out', 'ag-x.jsonl'),
+    ik(
+      'render',
+      '--promptsource',
+      agNews,
+      '--records',
+      'ag-bad.jsonl',
+      '--out',
+      'ag-lax.jsonl',
+      '--skip-invalid',
+      '--json',
+      '-q',
+    ),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = lines('ag-out.jsonl').map((l) => JSON.parse(l));
+  assert.equal(out.length, 2 * agTemplates);
+  assert.ok(out.every((e) => e.task === 'ag_news'));
+  // Template classify_question_first: "What label best describes this news article?\n{{text}}
+  // ||| \n{{answer_choices[label] }}", split on ||| and stripped.
+  assert.deepEqual(
+    out.find((e) => e.template === 'classify_question_first'),
+    {
+      task: 'ag_news',
+      template: 'classify_question_first',
+      input: 'What label best describes this news article?\nStocks rose sharply on Monday.',
+      target: 'Business',
+      references: ['Business'],
+      choices: ['World politics', 'Sports', 'Business', 'Science and technology'],
+    },
+  );
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^wrote ${2 * agTemplates} task example\\(s\\) from 2 row\\(s\\) to ag-out\\.jsonl\\n {2}ag_news +${2 * agTemplates}\\n`,
+    ),
+  );
+  assert.match(r.stderr, /render: done, 2 rows/);
+
+  assert.equal(strict.code, 1);
+  assert.match(strict.stderr, /ag-bad\.jsonl:2: invalid JSON/);
+  assert.ok(!existsSync(join(dir, 'ag-x.jsonl')), 'partial output is removed');
+
+  assert.equal(lax.code, 0, lax.stderr);
+  const summary = JSON.parse(lax.stdout);
+  assert.equal(summary.written, 2 * agTemplates);
+  assert.equal(summary.skipped, 2);
+  assert.match(summary.reasons[0], /ag-bad\.jsonl:2: invalid JSON/);
+  assert.match(summary.reasons[1], /ag-bad\.jsonl:3: a dataset row must be a JSON object/);
+  assert.equal(lines('ag-lax.jsonl').length, 2 * agTemplates);
+});
+
+test('render streams: examples of a row are written before the next row arrives', async () => {
+  const fifo = join(dir, 'rows.fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  const out = join(dir, 'streamed.jsonl');
+  const run = ik('render', '--promptsource', agNews, '--records', fifo, '--out', out, '-q');
+  const w = createWriteStream(fifo);
+  try {
+    w.write(`${agRows[0]}\n`);
+    const written = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').length - 1 : 0);
+    const until = Date.now() + 30_000;
+    while (written() < agTemplates && Date.now() < until) await sleep(50);
+    assert.equal(
+      written(),
+      agTemplates,
+      "the first row's examples are on disk while input is open",
+    );
+  } finally {
+    w.end(`${agRows[1]}\n`);
+  }
+  const r = await run;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(lines('streamed.jsonl').length, 2 * agTemplates);
+});
+
+test('inspect --sample shows a progress report; --skip-invalid lists what it skipped', async () => {
+  // Sampling itself (seeded, uniform, one pass) is tested on inspectFile in test/data/jobs.
+  const [a, bi] = await Promise.all([
+    ik('inspect', 'tasks.jsonl', '--sample', '-n', '4', '--seed', '3'),
+    ik('inspect', 'bad-instr.jsonl', '-n', '5', '--skip-invalid', '-q'),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal((a.stdout.match(/^--- record \d+ /gm) ?? []).length, 4);
+  assert.match(a.stdout, /4 of 1,080 record\(s\) shown/);
+  assert.match(a.stderr, /sample: done, 1,080 records/);
+  assert.equal(bi.code, 0, bi.stderr);
+  assert.match(bi.stdout, /--- record 1 \(bad-instr\.jsonl:2\) \[instruction\]/);
+  const il = skippedBlock(bi.stdout);
+  assert.equal(il[0], 'skipped 3 invalid record(s):');
+  matchReasons(il, badReasons);
 });

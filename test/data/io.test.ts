@@ -289,3 +289,50 @@ test('writeRecords validates before writing and names the record', async () => {
   assert.equal(await writeRecords(join(dir, 'empty.json'), []), 0);
   assert.deepEqual(await all(readRecords(join(dir, 'empty.json'))), []);
 });
+
+test('skipInvalid: an undetectable first record is skipped and detection moves on', async () => {
+  const p = join(dir, 'first-unknown.jsonl');
+  writeFileSync(
+    p,
+    [
+      '{"foo":1}',
+      '"just a string"',
+      '{"prompt":"a","completion":"b"}',
+      '{"instruction":"i","input":"","output":"o"}',
+      '{"prompt":"c","completion":"d"}',
+    ].join('\n'),
+  );
+  await assert.rejects(
+    all(readRecords(p)),
+    (e) =>
+      e instanceof DataError &&
+      e.line === 1 &&
+      /cannot detect the record kind from keys \[foo\]/.test(e.message),
+  );
+  const report = newReadReport();
+  const got = await all(readLocatedRecords(p, { skipInvalid: true, report }));
+  assert.deepEqual(
+    got.map((r) => [r.line, r.kind]),
+    [
+      [3, 'prompt_completion'],
+      [5, 'prompt_completion'],
+    ],
+  );
+  assert.equal(report.kind, 'prompt_completion');
+  assert.equal(report.skipped, 3);
+  assert.match(report.reasons[0]!, /first-unknown\.jsonl:1: cannot detect the record kind/);
+  assert.match(report.reasons[1]!, /first-unknown\.jsonl:2: cannot detect .*\[string\]/);
+  // Once the kind is fixed, a record of another kind is an invalid one of this kind.
+  assert.match(report.reasons[2]!, /first-unknown\.jsonl:4: .*not a valid prompt_completion/);
+  assert.equal(await detectFileKind(p, { skipInvalid: true }), 'prompt_completion');
+});
+
+test('skipInvalid without a report is refused: skipped records must be counted somewhere', async () => {
+  const p = join(dir, 'no-report.jsonl');
+  writeFileSync(p, '{"prompt":"a","completion":"b"}\n');
+  await assert.rejects(
+    // @ts-expect-error the options type requires a report with skipInvalid
+    all(readRecords(p, { skipInvalid: true })),
+    (e) => e instanceof ConfigError && e.field === 'report',
+  );
+});

@@ -269,3 +269,37 @@ test('mixFiles: files as sources with explicit rates; mismatched kinds are a Con
     (e) => e instanceof ConfigError && e.field === 'total',
   );
 });
+
+test('mixFiles with skipInvalid: each skipped line is reported once, with its location', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { mixFiles } = await import('../../src/data/mix-files.ts');
+  const d = mkdtempSync(join(tmpdir(), 'ik-mixs-'));
+  const a = join(d, 'a.jsonl');
+  const b = join(d, 'b.jsonl');
+  const good = (p: string, n: number) =>
+    Array.from({ length: n }, (_, i) => JSON.stringify({ prompt: `${p}${i}`, completion: 'x' }));
+  writeFileSync(a, [...good('a', 3), '{"prompt":', ...good('a', 3)].join('\n'));
+  writeFileSync(b, ['{"prompt":"b","completion":1}', ...good('b', 5)].join('\n'));
+  // a's size is counted in a pass; b's is given, so its skips are seen while mixing. With
+  // 'repeat', both files are read several times over: each bad line must still count once.
+  const r = await mixFiles({
+    config: {
+      strategy: 'explicit',
+      rates: { a: 1, b: 1 },
+      total: 60,
+      onExhausted: 'repeat',
+      seed: 2,
+      sources: [{ path: a }, { path: b, size: 5 }],
+    },
+    output: join(d, 'out.jsonl'),
+    skipInvalid: true,
+  });
+  assert.equal(r.written, 60);
+  assert.ok(r.sources.every((s) => s.epochs > 2));
+  assert.equal(r.skipped, 2);
+  assert.equal(r.reasons.length, 2);
+  assert.match(r.reasons.find((x) => x.includes('a.jsonl'))!, /a\.jsonl:4: invalid JSON/);
+  assert.match(r.reasons.find((x) => x.includes('b.jsonl'))!, /b\.jsonl:1: field 'completion'/);
+});

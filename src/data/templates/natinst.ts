@@ -142,6 +142,27 @@ export function encodeNatInst(task: NatInstTask, input: string, o: NatInstEncodi
 }
 
 /**
+ * Instances as TaskExample records, one at a time (see natInstExamples), so a writer can take
+ * each as it is encoded.
+ */
+export function* natInstExampleStream(
+  task: NatInstTask,
+  o: NatInstEncoding & { seed?: number; limit?: number } = {},
+): Generator<TaskExample> {
+  const rng = new Rng(`${o.seed ?? 0}/${task.name}`);
+  for (const inst of task.instances.slice(0, o.limit))
+    yield {
+      task: task.name,
+      ...(task.categories[0] ? { category: task.categories[0] } : {}),
+      template: 'tk-instruct',
+      input: encodeNatInst(task, inst.input, o),
+      target: rng.choice(inst.output),
+      references: inst.output,
+      id: inst.id,
+    };
+}
+
+/**
  * Instances as TaskExample records: the encoded input, one reference chosen with the seed as
  * the target (for training) and every reference kept (for evaluation).
  */
@@ -149,14 +170,5 @@ export function natInstExamples(
   task: NatInstTask,
   o: NatInstEncoding & { seed?: number; limit?: number } = {},
 ): TaskExample[] {
-  const rng = new Rng(`${o.seed ?? 0}/${task.name}`);
-  return task.instances.slice(0, o.limit).map((inst) => ({
-    task: task.name,
-    ...(task.categories[0] ? { category: task.categories[0] } : {}),
-    template: 'tk-instruct',
-    input: encodeNatInst(task, inst.input, o),
-    target: rng.choice(inst.output),
-    references: inst.output,
-    id: inst.id,
-  }));
+  return [...natInstExampleStream(task, o)];
 }
