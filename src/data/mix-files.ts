@@ -170,9 +170,9 @@ export async function mixFiles(job: {
       size: s.size,
       rate: s.rate,
       open: ({ epoch }) => {
-        // Later epochs re-read the same lines: their skips were counted already.
-        const counted = epoch === 0 && countWhileMixing.has(s.name);
-        const report = counted ? skips : newReadReport();
+        // Each skip counts once: in the counting pass, or in the first pass of a source whose
+        // size was given. Later epochs re-read the same lines.
+        const report = epoch === 0 && countWhileMixing.has(s.name) ? skips : newReadReport();
         return readRecords(s.path, { kind, skipInvalid: job.skipInvalid, report });
       },
     }));
