@@ -1,10 +1,9 @@
 // The evaluation backend for instructkit models in memory: generation through the cached,
 // batched decoder, and log-likelihoods from the scoring graph (per-token log-probs of the
 // continuation and whether each token is the argmax), batched with right padding.
-import { MASK_MIN } from '../engine/attention.ts';
-import { tensor } from '../engine/runtime.ts';
 import { generate } from '../models/generate.ts';
 import type { CausalLM } from '../models/lm.ts';
+import { scoreSequences } from '../models/scoring.ts';
 import { ConfigError } from '../util/errors.ts';
 import {
   type GenerationRequest,
@@ -60,8 +59,6 @@ export class LocalBackend implements LmBackend {
   async loglikelihood(reqs: readonly LoglikelihoodRequest[]): Promise<LoglikelihoodResult[]> {
     const lm = this.#lm;
     const tok = lm.tokenizer!;
-    const session = await lm.scoreSession();
-    const weights = lm.weightFeeds();
     const items = reqs.map((r) => {
       const [ctx, cont] = splitPair(r.context, r.continuation);
       const c = tok.encode(ctx, { addSpecialTokens: false });
@@ -74,44 +71,20 @@ export class LocalBackend implements LmBackend {
       const ids = [...c, ...k].slice(-lm.spec.maxPositions - 1);
       return { ids, n: k.length };
     });
-    const out: LoglikelihoodResult[] = [];
-    for (let i = 0; i < items.length; i += this.#batch) {
-      const part = items.slice(i, i + this.#batch);
-      const T = Math.max(...part.map((p) => p.ids.length - 1));
-      const B = part.length;
-      const ids = new BigInt64Array(B * T);
-      const pos = new BigInt64Array(B * T);
-      const tgt = new BigInt64Array(B * T);
-      const bias = new Float32Array(B * T * T).fill(MASK_MIN);
-      part.forEach((p, b) => {
-        const len = p.ids.length - 1;
-        for (let t = 0; t < T; t++) {
-          ids[b * T + t] = BigInt(t < len ? p.ids[t]! : 0);
-          pos[b * T + t] = BigInt(t < len ? t : 0);
-          tgt[b * T + t] = BigInt(t < len ? p.ids[t + 1]! : 0);
-          for (let j = 0; j <= t; j++) if (j < len || j === t) bias[(b * T + t) * T + j] = 0;
-        }
-      });
-      const res = await session.run({
-        ...weights,
-        input_ids: tensor('int64', [B, T], ids),
-        position_ids: tensor('int64', [B, T], pos),
-        targets: tensor('int64', [B, T], tgt),
-        attn_bias: tensor('float32', [B, 1, T, T], bias),
-      });
-      const lp = res.logprobs!.data as Float32Array;
-      const greedy = res.is_greedy!.data as BigInt64Array;
-      part.forEach((p, b) => {
-        const len = p.ids.length - 1;
-        let sum = 0;
-        let all = true;
-        for (let t = len - p.n; t < len; t++) {
-          sum += lp[b * T + t]!;
-          if (greedy[b * T + t] !== 1n) all = false;
-        }
-        out.push({ logprob: sum, isGreedy: all });
-      });
-    }
+    const scores = await scoreSequences(
+      lm,
+      items.map((p) => p.ids),
+      { batchSize: this.#batch },
+    );
+    const out: LoglikelihoodResult[] = items.map((p, i) => {
+      const s = scores[i]!;
+      // Entry t scores token t + 1: the continuation is the last n entries.
+      const from = Math.max(0, s.logprobs.length - p.n);
+      return {
+        logprob: s.logprobs.slice(from).reduce((a, b) => a + b, 0),
+        isGreedy: s.isGreedy.slice(from).every(Boolean),
+      };
+    });
     return out;
   }
 }

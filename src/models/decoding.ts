@@ -2,7 +2,9 @@
 // prefills the waiting ones together (left-padded; each gets its first token) and then decodes
 // one token for every sequence already running, in one run of the decode graph. Sequences
 // finish independently (stop id, stop string, max_new_tokens, context end, cancel) and leave
-// the batch; new ones join between steps. generate() and the server are built on this.
+// the batch; new ones join between steps. Every sequence gets exactly one event with its
+// finishReason, whenever its cancel arrived (queued, during a prefill, during a decode run).
+// generate() and the server's worker are both built on this.
 import type { Session, Tensor } from '../engine/runtime.ts';
 import { ConfigError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -10,16 +12,18 @@ import type { ModelSpec } from './config.ts';
 import { DECODE_IO } from './graphs.ts';
 import { KvCache, prefillBatch } from './kv-cache.ts';
 import {
+  applyLogitProcessors,
   checkSampling,
+  logitBiasEntries,
   logSoftmaxRow,
+  pickToken,
   type SamplingParams,
-  sampleToken,
   topLogprobs,
 } from './sampling.ts';
 import { TextStream } from './text-stream.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
-/** What decoding needs from a model (Model, and the older CausalLM, both provide it). */
+/** What decoding needs from a model (CausalLM provides it). */
 export interface DecodeModel {
   readonly spec: ModelSpec;
   readonly tokenizer: Tokenizer | null;
@@ -80,11 +84,17 @@ export interface TokenEvent {
 interface Slot {
   seq: Sequence;
   rng: Rng;
+  /** Prompt and output tokens (repetition_penalty). */
   seen: Set<number>;
+  /** Output token counts (presence_penalty, frequency_penalty). */
+  counts: Map<number, number>;
+  bias: [number, number][];
   stopIds: ReadonlySet<number>;
   maxNew: number;
   /** The sampled token to feed next. */
   next: number;
+  /** The event carrying finishReason was returned. */
+  reported: boolean;
 }
 
 /** The EOS ids of a model: the config's eos_token_id(s) and the tokenizer's eos. */
@@ -116,18 +126,27 @@ export class Decoder {
   constructor(model: DecodeModel, opts: { maxBatch?: number } = {}) {
     this.model = model;
     this.maxBatch = opts.maxBatch ?? 32;
+    if (!(Number.isInteger(this.maxBatch) && this.maxBatch >= 1))
+      throw new ConfigError(`maxBatch must be a positive integer, got ${opts.maxBatch}`, {
+        field: 'batch_size',
+      });
     this.#cache = KvCache.empty(model.spec);
     this.#padId = model.tokenizer?.pad?.id ?? model.spec.padTokenId ?? 0;
   }
 
-  /** Sequences running or waiting. */
+  /** Sequences waiting, or running and not yet reported finished. */
   get busy(): boolean {
-    return this.#running.length + this.#queue.length > 0;
+    return this.#queue.length > 0 || this.#running.some((s) => !s.reported);
   }
 
   /** Number of sequences in the running batch. */
   get size(): number {
     return this.#running.length;
+  }
+
+  /** Number of sequences waiting to join. */
+  get waiting(): number {
+    return this.#queue.length;
   }
 
   /** Queue a request; it joins the batch at the next step with room. Bad requests throw here. */
@@ -150,6 +169,7 @@ export class Decoder {
       throw new ConfigError(`prompt token ids must be in [0, ${V})`, { field: 'prompt' });
     if ((req.stop?.length ?? 0) > 0 && !this.model.tokenizer)
       throw new ConfigError('stop strings need a tokenizer', { field: 'stop' });
+    const bias = logitBiasEntries(req.logit_bias, V);
     const seq: Sequence = {
       id: this.#nextId++,
       request: req,
@@ -166,14 +186,21 @@ export class Decoder {
       seq,
       rng: new Rng(req.seed ?? 0),
       seen: new Set(req.prompt),
+      counts: new Map(),
+      bias,
       stopIds: new Set(req.stop_token_ids ?? eosIds(this.model)),
       maxNew,
       next: -1,
+      reported: false,
     });
     return seq;
   }
 
-  /** End a sequence early (e.g. its client went away); it leaves at the next step. */
+  /**
+   * End a sequence early (e.g. its client went away). Honoured wherever it is: a queued one
+   * never runs; one inside a running step gets no token from that step. Its 'cancelled'
+   * event comes from the current or the next step().
+   */
   cancel(seq: Sequence): void {
     if (seq.finishReason === null) seq.finishReason = 'cancelled';
   }
@@ -186,12 +213,12 @@ export class Decoder {
     const events: TokenEvent[] = [];
     this.#evict(events);
     // Sequences finished before they ran (max_new_tokens 0, cancelled while queued).
-    for (const s of this.#queue.filter((q) => q.seq.finishReason !== null))
-      events.push(this.#event(s, -1, 0, undefined, s.seq.finishReason));
+    for (const s of this.#queue) if (s.seq.finishReason !== null) events.push(this.#end(s));
     this.#queue = this.#queue.filter((q) => q.seq.finishReason === null);
     const running = [...this.#running];
     const room = this.maxBatch - this.#running.length;
     const joining = this.#queue.splice(0, Math.max(0, room));
+    if (running.length === 0 && joining.length === 0) return events;
     const session = await this.model.decodeSession();
     if (running.length > 0) {
       const out = await session.run({
@@ -239,28 +266,38 @@ export class Decoder {
   /** Sample a token for a sequence, record it and say whether the sequence ended. */
   #accept(s: Slot, row: Float32Array): TokenEvent {
     const seq = s.seq;
-    if (seq.finishReason !== null) return this.#event(s, -1, 0, undefined, seq.finishReason);
+    // Cancelled while this step's run was in flight: the token computed for it is dropped.
+    if (seq.finishReason !== null) return this.#end(s);
     const logits = Float32Array.from(row);
     const lsm = logSoftmaxRow(logits);
     const k = seq.request.top_logprobs ?? 0;
     const top = k > 0 ? topLogprobs(lsm, k) : undefined;
-    const t = sampleToken(logits, seq.request, s.rng, s.seen);
+    applyLogitProcessors(logits, seq.request, { seen: s.seen, counts: s.counts }, s.bias);
+    const t = pickToken(logits, seq.request, s.rng);
     if (s.stopIds.has(t)) {
       seq.finishReason = 'stop';
-      return this.#event(s, -1, lsm[t]!, top, 'stop', seq.text.finish());
+      return this.#end(s, lsm[t]!, top);
     }
     s.next = t;
     s.seen.add(t);
+    s.counts.set(t, (s.counts.get(t) ?? 0) + 1);
     seq.tokens.push(t);
     seq.logprobs.push(lsm[t]!);
     if (top) seq.top.push(top);
-    let text = seq.text.push(t);
+    const text = seq.text.push(t);
     if (seq.text.stopped) seq.finishReason = 'stop';
     else if (seq.tokens.length >= s.maxNew) seq.finishReason = 'length';
     else if (seq.request.prompt.length + seq.tokens.length >= this.model.spec.maxPositions)
       seq.finishReason = 'length';
-    if (seq.finishReason !== null) text += seq.text.finish();
-    return this.#event(s, t, lsm[t]!, top, seq.finishReason, text);
+    if (seq.finishReason === null) return this.#event(s, t, lsm[t]!, top, null, text);
+    s.reported = true;
+    return this.#event(s, t, lsm[t]!, top, seq.finishReason, text + seq.text.finish());
+  }
+
+  /** The one event that reports a sequence's end without a new token (stop id, cancel, ...). */
+  #end(s: Slot, logprob = 0, top?: { token: number; logprob: number }[]): TokenEvent {
+    s.reported = true;
+    return this.#event(s, -1, logprob, top, s.seq.finishReason, s.seq.text.finish());
   }
 
   #event(
@@ -274,13 +311,12 @@ export class Decoder {
     return { seq: s.seq, token, logprob, ...(top ? { top } : {}), text, finishReason };
   }
 
-  /** Drop finished sequences from the batch and the cache (reporting cancellations). */
+  /** Drop finished sequences from the batch and the cache (reporting ends not yet reported). */
   #evict(events: TokenEvent[]): void {
     const keep: number[] = [];
     this.#running.forEach((s, i) => {
       if (s.seq.finishReason === null) keep.push(i);
-      else if (s.seq.finishReason === 'cancelled')
-        events.push(this.#event(s, -1, 0, undefined, 'cancelled', s.seq.text.finish()));
+      else if (!s.reported) events.push(this.#end(s));
     });
     if (keep.length === this.#running.length) return;
     this.#cache.keep(keep);

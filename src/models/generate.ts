@@ -10,8 +10,6 @@ import { DECODE_IO } from './graphs.ts';
 import { causalBias } from './kv-cache.ts';
 import type { SamplingParams } from './sampling.ts';
 
-export { stableLength } from './text-stream.ts';
-
 export interface GenerateOptions extends SamplingParams {
   /** @default 64 */
   max_new_tokens?: number;
@@ -27,7 +25,10 @@ export interface GenerateOptions extends SamplingParams {
   skip_special_tokens?: boolean;
   /** Rows decoded together; further prompts join as rows finish. @default 32 */
   batch_size?: number;
-  /** Called with each new piece of a row's text (never a partial character or stop prefix). */
+  /**
+   * Called with each new piece of a row's text (never a partial character or a possible stop
+   * prefix); a row's pieces concatenate to its final text.
+   */
   onText?: (row: number, delta: string) => void;
   /** Called for every generated token of a row. */
   onToken?: (row: number, event: TokenEvent) => void;
@@ -73,6 +74,9 @@ export async function generate(
       top_k: opts.top_k,
       top_p: opts.top_p,
       repetition_penalty: opts.repetition_penalty,
+      presence_penalty: opts.presence_penalty,
+      frequency_penalty: opts.frequency_penalty,
+      logit_bias: opts.logit_bias,
     }),
   );
   const row = new Map(seqs.map((s, i) => [s.id, i]));

@@ -1,26 +1,18 @@
 // The graph variants every other stage runs on a model, all on decoder.ts's skeleton:
-// (a) the training forward (packed examples with block-diagonal masks, or padded rows; HF
-// labels shifted in-graph with ignore_index −100 → mean loss, token log-probs, token count);
+// (a) the training forward (packed examples with block-diagonal masks, targets aligned by the
+// data stage, ignore_index −100 → mean loss, optional token log-probs);
 // (b) scoring (log p of given next tokens, greedy agreement, top-k alternatives);
 // (c) the cached decode step (past keys/values in, last-position logits and present out);
-// plus all-position logits for tests. Sessions, weights and batching are model.ts's job.
+// plus all-position logits for tests. Sessions and weights are lm.ts's, batching decoding.ts's.
 import { causalAllowed, MASK_MIN, segmentMask } from '../engine/attention.ts';
 import { linearCrossEntropy, linearTokenLogProbs } from '../engine/composite.ts';
 import type { Graph, Var } from '../engine/graph.ts';
 import {
-  add,
   and,
-  arange,
   cast,
-  dimValue,
   equal,
-  gather,
   gatherElements,
   logSoftmax,
-  minimum,
-  not,
-  or,
-  reduceSum,
   squeeze,
   unsqueeze,
   where,
@@ -38,18 +30,6 @@ export interface TrainingForwardOptions {
   lora?: LoraSpec;
   /** Recompute block activations in the backward pass. @default false */
   recompute?: boolean;
-  /**
-   * 'segments': `segment_ids` [B, T], block-diagonal causal attention for packed examples
-   * (give padding its own id); 'attention_mask': HF 0/1 padding mask [B, T] + causal.
-   * @default 'segments'
-   */
-  mask?: 'segments' | 'attention_mask';
-  /**
-   * 'labels': HF `labels` [B, T], unshifted (the graph predicts labels[t+1] at t, never across
-   * a segment boundary); 'targets': `targets` [B, T] already aligned with the inputs.
-   * @default 'labels'
-   */
-  labels?: 'labels' | 'targets';
   /** Also output `token_logprobs` [B, T] (0 where ignored). @default false */
   tokenLogprobs?: boolean;
   /** Apply the spec's embedding / residual dropout (needs `dropout_seed`). @default false */
@@ -59,17 +39,13 @@ export interface TrainingForwardOptions {
 /** ignore_index of the loss (torch / HF). */
 export const IGNORE_INDEX = -100;
 
-/** Next-token targets from HF labels [B, T]: labels[t+1], −100 at the end and across segments. */
-function shiftLabels(labels: Var, segments: Var | undefined): Var {
-  const g = labels.graph;
-  const T = labels.shape[1]!;
-  const t = arange(g, T, 'int64'); // [T]
-  const lastT = add(dimValue(g, T, 'int64'), -1);
-  const next = minimum(add(t, 1), lastT); // [T], clamped so the gather stays in range
-  let drop = equal(t, lastT); // [T]
-  if (segments) drop = or(drop, not(equal(gather(segments, next, 1), segments))); // [B,T]
-  return where(drop, IGNORE_INDEX, gather(labels, next, 1)); // [B,T]
-}
+/**
+ * Graph inputs of the training forward, all [B, T] int64: token ids, positions (restarting
+ * per packed example), segment ids (block-diagonal causal attention; give padding its own id)
+ * and next-token targets aligned with the inputs (−100 where no loss is taken; train/data.ts
+ * never lets a target cross an example boundary).
+ */
+export const TRAIN_INPUTS = ['input_ids', 'position_ids', 'segment_ids', 'targets'] as const;
 
 /** Additive bias [B, 1, T, T]: causal, keys dropped where attention_mask [B, T] is 0. */
 export function paddedCausalBias(attentionMask: Var): Var {
@@ -80,10 +56,9 @@ export function paddedCausalBias(attentionMask: Var): Var {
 }
 
 /**
- * The training forward as an engine ForwardBuilder (for createTrainer / planTrainer).
- * Inputs [B, T] int64: input_ids, position_ids, segment_ids or attention_mask, labels or
- * targets; `dropout_seed` (int64 scalar) when a dropout is on. Outputs: the mean loss over
- * non-ignored targets, `num_tokens` (their count, float32) and optionally `token_logprobs`.
+ * The training forward as an engine ForwardBuilder (for createTrainer / planTrainer), on the
+ * TRAIN_INPUTS plus `dropout_seed` (int64 scalar) when a dropout is on. The loss is the mean
+ * next-token cross-entropy over non-ignored targets; `token_logprobs` optionally.
  */
 export function trainingForward(
   spec: ModelSpec,
@@ -95,20 +70,9 @@ export function trainingForward(
       if (!v) throw new ConfigError(`the model has no weight '${n}'`, { field: n });
       return v;
     };
-    const ids = g.input('input_ids', 'int64', ['B', 'T']);
-    const positions = g.input('position_ids', 'int64', ['B', 'T']);
-    const maskKind = opts.mask ?? 'segments';
-    const maskIn = g.input(maskKind === 'segments' ? 'segment_ids' : 'attention_mask', 'int64', [
-      'B',
-      'T',
-    ]);
-    const bias = maskKind === 'segments' ? segmentMask(maskIn) : paddedCausalBias(maskIn);
-    const labelKind = opts.labels ?? 'labels';
-    const labelIn = g.input(labelKind, 'int64', ['B', 'T']);
-    const targets =
-      labelKind === 'labels'
-        ? shiftLabels(labelIn, maskKind === 'segments' ? maskIn : undefined)
-        : labelIn;
+    const [ids, positions, segments, targets] = TRAIN_INPUTS.map((n) =>
+      g.input(n, 'int64', ['B', 'T']),
+    ) as [Var, Var, Var, Var];
     const wantsSeed =
       (opts.lora !== undefined && opts.lora.dropout > 0) ||
       (opts.modelDropout === true && Math.max(spec.embdDropout, spec.residDropout) > 0);
@@ -116,16 +80,14 @@ export function trainingForward(
     const out = decoderForward(
       spec,
       w,
-      { ids, positions, bias, dropoutSeed },
+      { ids, positions, bias: segmentMask(segments), dropoutSeed },
       { lora: opts.lora, recompute: opts.recompute, modelDropout: opts.modelDropout },
     );
     const h = out.hidden.reshape([-1, spec.hiddenSize]); // [B,T,D] -> [B·T,D]
     const t = targets.reshape([-1]); // [B,T] -> [B·T]
     const head = lmHeadWeight(spec, w);
     const loss = linearCrossEntropy(h, head, t, { ignoreIndex: IGNORE_INDEX });
-    const outputs: Record<string, Var> = {
-      num_tokens: reduceSum(cast(not(equal(t, IGNORE_INDEX)), 'float32')),
-    };
+    const outputs: Record<string, Var> = {};
     if (opts.tokenLogprobs)
       outputs.token_logprobs = linearTokenLogProbs(h, head, t, IGNORE_INDEX).reshape(['B', 'T']); // [B·T] -> [B,T]
     return { loss, outputs };

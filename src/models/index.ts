@@ -18,18 +18,28 @@
 //   const adapter = await loadPeftAdapter(dir); const merged = mergeLora(tensors, adapter);
 //   await savePeftAdapter(dir, adapter); await exportLoraGguf('lora.gguf', adapter, spec);
 //
-// Models, generation and LoRA (model.ts, generate.ts, decoding.ts, lora.ts)
-//   const model = await loadModel('out/tiny');           // or loadModel({ spec, tensors, tokenizer })
-//   const [r] = await generate(model, ['Q: 2+2?\nA:'], { max_new_tokens: 8, stop: ['\n'] });
-//   r.text, r.tokens, r.logprobs, r.finishReason; temperature / top_k / top_p / seed / top_logprobs
-//   const dec = new Decoder(model, { maxBatch: 32 });     // step-level batching (a server)
-//   dec.add({ prompt: ids, max_new_tokens: 16 }); while (dec.busy) await dec.step();
-//   await scoreSequences(model, [ids], { topK: 5 });      // per-token log-probs, is_greedy
-//   model.attachLora({ r: 8, lora_alpha: 16 }, seed);     // base frozen, adapter trainable
-//   createTrainer({ build: model.trainingBuilder(), params: model.params, ... });
-//   model.adoptParams(await trainer.readParams()); await model.saveAdapter(dir); model.mergeAdapter();
+// The model (lm.ts): one class for every stage (train, eval, serve, pipeline)
+//   const lm = await CausalLM.load('out/tiny');            // or CausalLM.random(spec, seed, tok)
+//   lm.spec, lm.weights (HF names), lm.tokenizer; await lm.save(dir); await lm.logits([ids])
+//   Families (registry.ts): llama (llama, mistral, qwen2) and gpt2 on one skeleton (decoder.ts).
+// Generation (generate.ts on decoding.ts's Decoder, the same one the server runs)
+//   const [r] = await generate(lm, ['Q: 2+2?\nA:'], { max_new_tokens: 8, stop: ['\n'] });
+//   r.text, r.tokens, r.logprobs, r.topLogprobs, r.finishReason; temperature / top_k / top_p /
+//   repetition_penalty / presence_penalty / frequency_penalty / logit_bias / seed /
+//   top_logprobs; onText(row, delta) and onToken(row, event) stream while decoding.
+//   const dec = new Decoder(lm, { maxBatch: 32 });          // step-level batching (a server)
+//   const s = dec.add({ prompt: ids, max_new_tokens: 16 }); dec.cancel(s);
+//   while (dec.busy) for (const ev of await dec.step()) ...; // one finishReason event each
+// Scoring (scoring.ts)
+//   await scoreSequences(lm, [ids], { topK: 5 });            // per-token log-probs, is_greedy
+// Training and LoRA (graphs.ts trainingForward, lora.ts)
+//   lm.attachLora({ r: 8, lora_alpha: 16 }, seed);           // targets q,k,v,o,gate,up,down
+//   const params = ParamStore.create(lm.paramSpecs({ lora: true }), { seed });
+//   createTrainer({ build: lm.trainingBuilder(), params, ... }); lm.setWeights(values);
+//   await lm.saveAdapter(dir); lm.mergeAdapter();            // PEFT files; fold into the base
+// Scalar heads (heads.ts): headForward(spec, REWARD_HEAD | VALUE_HEAD, w, inputs) → [B, 1]
+//   on each row's last non-pad token (reward models, PPO's critic).
 
-export * from './batch-decoder.ts';
 export * from './bpe.ts';
 export * from './bpe-train.ts';
 export * from './checkpoint.ts';
@@ -53,7 +63,6 @@ export * from './kv-cache.ts';
 export * from './llama.ts';
 export * from './lm.ts';
 export * from './lora.ts';
-export * from './model.ts';
 export * from './peft.ts';
 export * from './registry.ts';
 export * from './rope.ts';

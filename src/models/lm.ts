@@ -1,21 +1,9 @@
-// A causal language model in memory: spec + HF-named float32 weights (+ optional LoRA adapter)
-// + tokenizer, with the graphs the rest of instructkit runs on it: the training forward (packed
-// examples, next-token loss), a scoring forward (per-token log-probs and argmax agreement), and
-// a cached decode step (past keys/values in, last-position logits and present out).
-import { segmentMask } from '../engine/attention.ts';
-import { linearCrossEntropy, linearTokenLogProbs } from '../engine/composite.ts';
+// The one in-memory causal language model: spec + HF-named float32 weights + optional LoRA
+// adapter (PEFT names; lora.ts) + tokenizer, with one cached onnxruntime session per inference
+// graph of graphs.ts (cached decode, scoring with k alternatives, all-position logits) and the
+// training forward for the engine's trainer. Loads and saves HF directories and PEFT adapters.
+// Sampling and batching are decoding.ts's; training loops are src/train's.
 import { Graph, type Var } from '../engine/graph.ts';
-import {
-  argMax,
-  cast,
-  gatherElements,
-  greaterOrEqual,
-  logSoftmax,
-  reduceMax,
-  slice,
-  squeeze,
-  unsqueeze,
-} from '../engine/ops.ts';
 import type { ParamSpec } from '../engine/params.ts';
 import {
   createSession,
@@ -27,12 +15,36 @@ import {
 import type { ForwardBuilder } from '../engine/step-graph.ts';
 import { ConfigError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
-import { type Checkpoint, loadCheckpoint } from './checkpoint.ts';
+import {
+  type Checkpoint,
+  loadCheckpoint,
+  type SaveCheckpointOptions,
+  saveCheckpoint,
+} from './checkpoint.ts';
 import type { ModelSpec } from './config.ts';
-import { decoderForward, type KvPair, type LoraSpec, lmHeadWeight, loraNames } from './decoder.ts';
+import type { Weights } from './decoder.ts';
+import {
+  buildDecodeGraph,
+  buildLogitsGraph,
+  buildScoreGraph,
+  DECODE_IO,
+  type TrainingForwardOptions,
+  trainingForward,
+} from './graphs.ts';
+import { causalBias } from './kv-cache.ts';
+import {
+  fromPeftAdapter,
+  initLoraWeights,
+  type LoraOptions,
+  type LoraSpec,
+  loraSpec,
+  toPeftAdapter,
+} from './lora.ts';
+import { type LoraAdapter, loadPeftAdapter, mergeLora, savePeftAdapter } from './peft.ts';
+import type { FloatStorageDtype } from './safetensors.ts';
 import type { HostTensor, TensorMap } from './tensor.ts';
 import type { Tokenizer } from './tokenizer.ts';
-import { expectedTensors } from './weights.ts';
+import { checkTensors, expectedTensors } from './weights.ts';
 
 /** HF-style initialisation: N(0, initializer_range) for matrices and embeddings, 1 for norm gains, 0 for biases. */
 export function initWeights(spec: ModelSpec, seed: number): TensorMap {
@@ -43,6 +55,7 @@ export function initWeights(spec: ModelSpec, seed: number): TensorMap {
     const isNorm = /(norm|ln_\d|ln_f)\.weight$/.test(name);
     if (isNorm) data.fill(1);
     else if (!name.endsWith('.bias')) {
+      // One stream per tensor, so adding a tensor leaves the others' values unchanged.
       const rng = new Rng(`${seed}/${name}`);
       for (let i = 0; i < n; i++) data[i] = rng.normal() * spec.initializerRange;
     }
@@ -51,89 +64,68 @@ export function initWeights(spec: ModelSpec, seed: number): TensorMap {
   return out;
 }
 
-/** The HF modules a LoRA target name matches, with their [out, in] shapes. */
-export function loraModules(
-  spec: ModelSpec,
-  lora: LoraSpec,
-): { module: string; out: number; in: number }[] {
-  const mods: { module: string; out: number; in: number }[] = [];
-  for (const [name, shape] of expectedTensors(spec)) {
-    if (!name.endsWith('.weight') || shape.length !== 2) continue;
-    const module = name.slice(0, -'.weight'.length);
-    const short = module.slice(module.lastIndexOf('.') + 1);
-    if (!lora.targets.has(short)) continue;
-    // GPT-2's Conv1D stores [in, out].
-    const [out, inDim] = spec.family === 'gpt2' ? [shape[1]!, shape[0]!] : [shape[0]!, shape[1]!];
-    mods.push({ module, out, in: inDim });
-  }
-  if (mods.length === 0) {
-    throw new ConfigError(`no module matches LoRA targets ${[...lora.targets].join(', ')}`, {
-      field: 'lora_target_modules',
-    });
-  }
-  return mods;
+/** Options of CausalLM.load. */
+export interface LoadModelOptions {
+  /** A PEFT adapter directory to attach, unmerged (mergeAdapter() folds it in). */
+  adapter?: string;
+  /** onnxruntime options of the inference sessions (threads, ...). */
+  sessionOptions?: SessionOptions;
 }
 
-export interface TrainingGraphOptions {
-  /** Train only the LoRA adapter (base weights frozen). */
-  lora?: LoraSpec;
-  /** Recompute block activations in the backward pass. */
-  recompute?: boolean;
-  /** Also output per-token log-probs [B, T] (for tests and per-example losses). */
-  tokenLogprobs?: boolean;
+/** An adapter given as a finished LoraSpec or as PEFT-named options (r, lora_alpha, ...). */
+export type LoraInput = LoraSpec | LoraOptions;
+
+function toLoraSpec(l: LoraInput): LoraSpec {
+  return 'targets' in l ? l : loraSpec(l);
 }
 
 /**
- * Graph input names of the training forward: token ids, positions (restarting per packed
- * example), segment ids (block-diagonal attention; padding gets its own id) and next-token
- * targets aligned with the positions (−100 where no loss is taken), all [B, T] int64.
+ * A causal LM (LLaMA family or GPT-2) in memory.
+ * @example
+ * const lm = await CausalLM.load('out/tiny');               // or CausalLM.random(spec, seed, tok)
+ * const [r] = await generate(lm, ['Q: 2+2?\nA:'], { max_new_tokens: 8, stop: ['\n'] });
+ * lm.attachLora({ r: 8, lora_alpha: 16 }, 0);                // targets q, k, v, o, gate, up, down
+ * const params = ParamStore.create(lm.paramSpecs({ lora: true }), { seed: 0 });
+ * const trainer = await createTrainer({ build: lm.trainingBuilder(), params, ... });
+ * lm.setWeights(...); await lm.saveAdapter('out/tiny-lora'); lm.mergeAdapter();
  */
-export const TRAIN_INPUTS = ['input_ids', 'position_ids', 'segment_ids', 'targets'] as const;
-
 export class CausalLM {
   readonly spec: ModelSpec;
   weights: TensorMap;
   tokenizer: Tokenizer | null;
-  /** LoRA adapter weights by PEFT name, when an adapter is attached. */
+  generationConfig: Readonly<Record<string, unknown>> | null = null;
+  /** The attached LoRA adapter: its spec and weights by PEFT name. */
   lora: { spec: LoraSpec; tensors: TensorMap } | null = null;
   /** Options for the inference sessions (threads, ORT extras); set before the first use. */
   sessionOptions: SessionOptions = {};
   #sessions = new Map<string, Promise<Session>>();
   #weightFeeds: Record<string, Tensor> | null = null;
 
+  /** Wraps HF-named weights; a missing, misshapen or unexpected tensor is a FormatError. */
   constructor(spec: ModelSpec, weights: TensorMap, tokenizer: Tokenizer | null = null) {
+    checkTensors(spec, weights);
     this.spec = spec;
     this.weights = weights;
     this.tokenizer = tokenizer;
   }
 
   static fromCheckpoint(c: Checkpoint): CausalLM {
-    return new CausalLM(c.spec, c.tensors, c.tokenizer);
+    const lm = new CausalLM(c.spec, c.tensors, c.tokenizer);
+    lm.generationConfig = c.generationConfig;
+    return lm;
   }
 
-  /** Loads an HF model directory (config.json, safetensors, tokenizer files). */
-  static async load(dir: string): Promise<CausalLM> {
-    return CausalLM.fromCheckpoint(await loadCheckpoint(dir));
+  /** Loads an HF model directory (config.json, safetensors or shards, tokenizer files). */
+  static async load(dir: string, opts: LoadModelOptions = {}): Promise<CausalLM> {
+    const lm = CausalLM.fromCheckpoint(await loadCheckpoint(dir));
+    if (opts.sessionOptions) lm.sessionOptions = opts.sessionOptions;
+    if (opts.adapter !== undefined) await lm.loadAdapter(opts.adapter);
+    return lm;
   }
 
-  /** A freshly initialised model of `spec`. */
+  /** A freshly initialised model of `spec` (initWeights). */
   static random(spec: ModelSpec, seed: number, tokenizer: Tokenizer | null = null): CausalLM {
     return new CausalLM(spec, initWeights(spec, seed), tokenizer);
-  }
-
-  /** Drop compiled sessions (after the weights or the adapter changed shape). */
-  invalidate(): void {
-    this.#sessions.clear();
-    this.#weightFeeds = null;
-  }
-
-  /** Replace weight values in place (e.g. after training); sessions stay valid. */
-  setWeights(values: ReadonlyMap<string, Float32Array>): void {
-    for (const [name, data] of values) {
-      const t = this.weights.get(name) ?? this.lora?.tensors.get(name);
-      if (!t) throw new ConfigError(`unknown weight '${name}'`, { field: name });
-      t.data.set(data);
-    }
   }
 
   /** Every weight the graphs read, base then adapter. */
@@ -141,83 +133,100 @@ export class CausalLM {
     return [...this.weights, ...(this.lora ? [...this.lora.tensors] : [])];
   }
 
+  /** Replace weight values in place (e.g. from a trainer's readParams); sessions stay valid. */
+  setWeights(values: ReadonlyMap<string, ArrayLike<number>>): void {
+    for (const [name, data] of values) {
+      const t = this.weights.get(name) ?? this.lora?.tensors.get(name);
+      if (!t) throw new ConfigError(`unknown weight '${name}'`, { field: name });
+      if (data.length !== t.data.length)
+        throw new ConfigError(`weight '${name}' has ${t.data.length} values, got ${data.length}`, {
+          field: name,
+        });
+      t.data.set(data);
+    }
+  }
+
   /**
-   * Parameter specs for the engine's ParamStore: everything trainable (full fine-tuning), or
-   * the adapter trainable and the base frozen (LoRA). Values come from the current weights.
+   * Parameter specs for the engine's ParamStore, valued from the current weights: everything
+   * trainable (full fine-tuning), or the adapter trainable and the base frozen (`lora: true`).
    */
   paramSpecs(opts: { lora?: boolean } = {}): ParamSpec[] {
-    const specs: ParamSpec[] = [];
-    for (const [name, t] of this.weights)
-      specs.push({
+    if (opts.lora && !this.lora)
+      throw new ConfigError('LoRA training needs an attached adapter', { field: 'lora' });
+    return this.allWeights().map(([name, t]) => {
+      const adapter = this.lora?.tensors.has(name) ?? false;
+      return {
         name,
         shape: t.shape,
         init: { kind: 'data', data: t.data },
-        frozen: opts.lora === true,
-      });
-    if (opts.lora) {
-      if (!this.lora)
-        throw new ConfigError('LoRA training needs an attached adapter', { field: 'lora' });
-      for (const [name, t] of this.lora.tensors)
-        specs.push({ name, shape: t.shape, init: { kind: 'data', data: t.data } });
-    }
-    return specs;
-  }
-
-  /** The training forward for createTrainer: mean next-token loss over non-ignored targets. */
-  trainingBuilder(opts: TrainingGraphOptions = {}): ForwardBuilder {
-    const spec = this.spec;
-    return (g, params) => {
-      const shape = ['B', 'T'];
-      const [ids, positions, segments, targets] = TRAIN_INPUTS.map((n) =>
-        g.input(n, 'int64', shape),
-      ) as [Var, Var, Var, Var];
-      const dropoutSeed =
-        opts.lora && opts.lora.dropout > 0 ? g.input('dropout_seed', 'int64', []) : undefined;
-      const w = (n: string) => {
-        const v = params[n];
-        if (!v) throw new ConfigError(`the model has no weight '${n}'`, { field: n });
-        return v;
+        frozen: opts.lora === true && !adapter,
       };
-      const out = decoderForward(
-        spec,
-        w,
-        { ids, positions, bias: segmentMask(segments), dropoutSeed },
-        { lora: opts.lora, recompute: opts.recompute },
-      );
-      const h = out.hidden.reshape([-1, spec.hiddenSize]); // [B,T,D] -> [B·T,D]
-      const t = targets.reshape([-1]);
-      const loss = linearCrossEntropy(h, lmHeadWeight(spec, w), t);
-      const outputs: Record<string, Var> = {};
-      if (opts.tokenLogprobs)
-        outputs.token_logprobs = linearTokenLogProbs(h, lmHeadWeight(spec, w), t).reshape([
-          'B',
-          'T',
-        ]);
-      return { loss, outputs };
-    };
+    });
   }
 
-  /** Attaches a fresh LoRA adapter: A Kaiming-uniform (a = √5, as PEFT), B zero. */
-  attachLora(lora: LoraSpec, seed: number): void {
-    const tensors: TensorMap = new Map();
-    for (const m of loraModules(this.spec, lora)) {
-      const names = loraNames(m.module);
-      // kaiming_uniform_(a=√5) on [r, in]: bound = √(6 / ((1 + a²)·fan_in)) = 1/√fan_in.
-      const bound = 1 / Math.sqrt(m.in);
-      const rng = new Rng(`${seed}/${names.a}`);
-      const a = new Float32Array(lora.r * m.in);
-      for (let i = 0; i < a.length; i++) a[i] = (2 * rng.float() - 1) * bound;
-      tensors.set(names.a, { shape: [lora.r, m.in], data: a });
-      tensors.set(names.b, { shape: [m.out, lora.r], data: new Float32Array(m.out * lora.r) });
-    }
-    this.lora = { spec: lora, tensors };
+  /**
+   * The training forward (graphs.ts trainingForward) for createTrainer, with the attached
+   * adapter unless `lora` gives another spec for it (e.g. the same one without dropout).
+   */
+  trainingBuilder(opts: TrainingForwardOptions = {}): ForwardBuilder {
+    const lora = opts.lora ?? this.lora?.spec;
+    if (lora && !this.lora)
+      throw new ConfigError('the training graph has LoRA but no adapter is attached', {
+        field: 'lora',
+      });
+    return trainingForward(this.spec, { ...opts, lora });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // LoRA
+
+  /**
+   * Attach a fresh adapter (A Kaiming-uniform, B zero, so logits are unchanged). Targets may
+   * be module names (q_proj, self_attn.q_proj) or short aliases (q, k, v, o, gate, up, down).
+   */
+  attachLora(lora: LoraInput, seed = 0): void {
+    const spec = toLoraSpec(lora);
+    this.#attach(spec, initLoraWeights(this.spec, spec, seed));
+  }
+
+  #attach(spec: LoraSpec, tensors: TensorMap): void {
+    if (this.lora) throw new ConfigError('an adapter is already attached', { field: 'adapter' });
+    this.lora = { spec, tensors };
+    this.invalidate();
+  }
+
+  /** Attach a PEFT adapter directory (adapter_config.json + adapter_model.safetensors). */
+  async loadAdapter(dir: string): Promise<void> {
+    const a = fromPeftAdapter(this.spec, await loadPeftAdapter(dir), dir);
+    this.#attach(a.spec, a.tensors);
+  }
+
+  /** The attached adapter in PEFT form (for savePeftAdapter, mergeLora, exportLoraGguf). */
+  peftAdapter(baseModel: string | null = null): LoraAdapter {
+    if (!this.lora) throw new ConfigError('no adapter is attached', { field: 'adapter' });
+    return toPeftAdapter(this.spec, this.lora.spec, this.lora.tensors, baseModel);
+  }
+
+  /** Write the adapter as a PEFT directory. */
+  async saveAdapter(
+    dir: string,
+    opts: { baseModel?: string | null; dtype?: FloatStorageDtype } = {},
+  ): Promise<void> {
+    await savePeftAdapter(dir, this.peftAdapter(opts.baseModel ?? null), { dtype: opts.dtype });
+  }
+
+  /** Fold the adapter into the base weights (W += scale·B·A) and drop it. */
+  mergeAdapter(): void {
+    this.weights = mergeLora(this.weights, this.peftAdapter());
+    this.lora = null;
     this.invalidate();
   }
 
   // -------------------------------------------------------------------------------------------
-  // Inference graphs: weights are graph inputs, fed from this.weights each run (zero-copy).
+  // Inference: weights are graph inputs, fed from the host tensors each run (no copy).
 
-  #feeds(): Record<string, Tensor> {
+  /** Feeds of every weight the graphs read, by name. */
+  weightFeeds(): Record<string, Tensor> {
     if (!this.#weightFeeds) {
       this.#weightFeeds = {};
       for (const [name, t] of this.allWeights())
@@ -226,10 +235,10 @@ export class CausalLM {
     return this.#weightFeeds;
   }
 
-  #weightInputs(g: Graph): (n: string) => Var {
+  #weightInputs(g: Graph): Weights {
     const declared = new Map<string, Var>();
     const shapes = new Map(this.allWeights().map(([n, t]) => [n, t.shape]));
-    return (n: string) => {
+    return (n) => {
       let v = declared.get(n);
       if (!v) {
         const shape = shapes.get(n);
@@ -241,73 +250,89 @@ export class CausalLM {
     };
   }
 
-  #session(kind: 'decode' | 'score', build: (g: Graph) => void): Promise<Session> {
-    let s = this.#sessions.get(kind);
+  #session(key: string, build: (g: Graph, w: Weights) => void): Promise<Session> {
+    let s = this.#sessions.get(key);
     if (!s) {
-      const g = new Graph({ name: `${this.spec.modelType}-${kind}` });
-      build(g);
+      const g = new Graph({ name: `${this.spec.modelType}-${key}` });
+      build(g, this.#weightInputs(g));
       s = createSession(g, this.sessionOptions);
-      this.#sessions.set(kind, s);
+      this.#sessions.set(key, s);
     }
     return s;
   }
 
-  /** Cached decoding: new tokens [B, S] after P cached ones; last-position logits and present. */
+  /** The cached decode step (graphs.ts buildDecodeGraph). */
   decodeSession(): Promise<Session> {
-    const spec = this.spec;
-    return this.#session('decode', (g) => {
-      const w = this.#weightInputs(g);
-      const ids = g.input('input_ids', 'int64', ['B', 'S']);
-      const positions = g.input('position_ids', 'int64', ['B', 'S']);
-      const bias = g.input('attn_bias', 'float32', ['B', 1, 'S', 'P+S']);
-      const past: KvPair[] = [];
-      for (let l = 0; l < spec.numLayers; l++) {
-        past.push({
-          k: g.input(`past.${l}.key`, 'float32', ['B', spec.numKvHeads, 'P', spec.headDim]),
-          v: g.input(`past.${l}.value`, 'float32', ['B', spec.numKvHeads, 'P', spec.headDim]),
-        });
-      }
-      const out = decoderForward(
-        spec,
-        w,
-        { ids, positions, bias, past },
-        { lora: this.lora?.spec },
-      );
-      const last = squeeze(slice(out.hidden, 1, -1), [1]); // [B,S,D] -> [B,D]
-      g.output('logits', last.matmul(lmHeadWeight(spec, w), { transB: true })); // [B,V]
-      out.present.forEach((kv, l) => {
-        g.output(`present.${l}.key`, kv.k);
-        g.output(`present.${l}.value`, kv.v);
-      });
-    });
+    return this.#session('decode', (g, w) =>
+      buildDecodeGraph(g, this.spec, w, { lora: this.lora?.spec }),
+    );
+  }
+
+  /** The scoring graph (graphs.ts buildScoreGraph), one session per number of alternatives. */
+  scoreSession(topK = 0): Promise<Session> {
+    return this.#session(`score-top${topK}`, (g, w) =>
+      buildScoreGraph(g, this.spec, w, { lora: this.lora?.spec, topK }),
+    );
+  }
+
+  /** The all-position logits graph (graphs.ts buildLogitsGraph). */
+  logitsSession(): Promise<Session> {
+    return this.#session('logits', (g, w) =>
+      buildLogitsGraph(g, this.spec, w, { lora: this.lora?.spec }),
+    );
   }
 
   /**
-   * Scoring: log p(targets[t] | ids[..t]) and whether targets[t] is the argmax, for [B, T]
-   * inputs with an additive bias [B, 1, T, T] (padding and causality).
+   * Logits [B, T, V] of equal-length token sequences (causal, positions 0..T−1), for tests
+   * and checks against other runtimes.
    */
-  scoreSession(): Promise<Session> {
-    const spec = this.spec;
-    return this.#session('score', (g) => {
-      const w = this.#weightInputs(g);
-      const ids = g.input('input_ids', 'int64', ['B', 'T']);
-      const positions = g.input('position_ids', 'int64', ['B', 'T']);
-      const bias = g.input('attn_bias', 'float32', ['B', 1, 'T', 'T']);
-      const targets = g.input('targets', 'int64', ['B', 'T']);
-      const out = decoderForward(spec, w, { ids, positions, bias }, { lora: this.lora?.spec });
-      const logits = out.hidden.matmul(lmHeadWeight(spec, w), { transB: true }); // [B,T,V]
-      const lp = logSoftmax(logits, -1);
-      const picked = squeeze(gatherElements(lp, unsqueeze(targets, [-1]), -1), [-1]); // [B,T]
-      g.output('logprobs', picked);
-      g.output('is_greedy', cast(greaterOrEqual(picked, reduceMax(lp, [-1], false)), 'int64'));
-      // The most likely token and its log-prob at each position (top_logprobs of an echo).
-      g.output('argmax', argMax(lp, -1));
-      g.output('max_logprob', reduceMax(lp, [-1], false));
+  async logits(ids: readonly number[] | readonly (readonly number[])[]): Promise<HostTensor> {
+    const rows = (typeof ids[0] === 'number' ? [ids] : ids) as readonly (readonly number[])[];
+    const B = rows.length;
+    const T = rows[0]?.length ?? 0;
+    if (T === 0 || rows.some((r) => r.length !== T))
+      throw new ConfigError('logits() needs non-empty sequences of one length', { field: 'ids' });
+    const flat = BigInt64Array.from(rows.flat().map(BigInt));
+    const pos = BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T));
+    const out = await (await this.logitsSession()).run({
+      ...this.weightFeeds(),
+      [DECODE_IO.ids]: tensor('int64', [B, T], flat),
+      [DECODE_IO.positions]: tensor('int64', [B, T], pos),
+      [DECODE_IO.bias]: tensor('float32', [B, 1, T, T], causalBias(B, T)),
     });
+    const l = out[DECODE_IO.logits]!;
+    return { shape: l.shape, data: l.data as Float32Array };
   }
 
-  /** Feeds of the weights (for callers that run the sessions above). */
-  weightFeeds(): Record<string, Tensor> {
-    return this.#feeds();
+  /** Drop compiled sessions (after the set of weights changed: an adapter attached or merged). */
+  invalidate(): void {
+    const old = [...this.#sessions.values()];
+    this.#sessions.clear();
+    this.#weightFeeds = null;
+    for (const s of old) void s.then((x) => x.release()).catch(() => undefined);
+  }
+
+  /** Release every session. */
+  async release(): Promise<void> {
+    const old = [...this.#sessions.values()];
+    this.#sessions.clear();
+    for (const s of old) await (await s).release();
+  }
+
+  /**
+   * Write an HF model directory (config.json, safetensors, tokenizer, generation config). The
+   * adapter is not included: merge it first, or write it with saveAdapter.
+   */
+  save(dir: string, opts: SaveCheckpointOptions = {}): Promise<string[]> {
+    return saveCheckpoint(
+      dir,
+      {
+        spec: this.spec,
+        tensors: this.weights,
+        tokenizer: this.tokenizer,
+        generationConfig: this.generationConfig,
+      },
+      opts,
+    );
   }
 }

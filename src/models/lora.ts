@@ -174,8 +174,32 @@ export function loraSpec(o: LoraOptions = {}): LoraSpec {
 }
 
 /**
+ * The shortest name suffixes that, matched as PEFT matches target_modules, select exactly
+ * `modules` (GPT-2's o alias is attn.c_proj: a bare c_proj would also take mlp.c_proj).
+ */
+function targetSuffixes(spec: ModelSpec, modules: readonly string[]): Set<string> {
+  const all: string[] = [];
+  for (const [name, shape] of expectedTensors(spec))
+    if (name.endsWith('.weight') && shape.length === 2) all.push(name.slice(0, -'.weight'.length));
+  const chosen = new Set(modules);
+  const out = new Set<string>();
+  for (const m of modules) {
+    const parts = m.split('.');
+    for (let k = 1; k <= parts.length; k++) {
+      const suffix = parts.slice(-k).join('.');
+      const hits = all.filter((x) => x === suffix || x.endsWith(`.${suffix}`));
+      if (hits.every((x) => chosen.has(x))) {
+        out.add(suffix);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * A PEFT adapter (for savePeftAdapter / mergeLora / exportLoraGguf) from a spec and its weights.
- * target_modules lists the adapted modules' last name parts as PEFT writes them; GPT-2 sets
+ * target_modules lists the shortest name suffixes that select exactly the adapted modules; GPT-2 sets
  * fan_in_fan_out, since its base weights are Conv1D [in, out].
  */
 export function toPeftAdapter(
@@ -185,16 +209,19 @@ export function toPeftAdapter(
   baseModel: string | null = null,
 ): LoraAdapter {
   const modules = new Map<string, LoraPair>();
-  const short = new Set<string>();
-  for (const m of adaptedModules(spec, lora)) {
+  const adapted = adaptedModules(spec, lora);
+  for (const m of adapted) {
     const n = loraNames(m.module);
     const A = tensors.get(n.a);
     const B = tensors.get(n.b);
     if (!A || !B)
       throw new ConfigError(`the adapter has no weights for '${m.module}'`, { field: n.a });
     modules.set(m.module, { A, B });
-    short.add(m.module.slice(m.module.lastIndexOf('.') + 1));
   }
+  const short = targetSuffixes(
+    spec,
+    adapted.map((m) => m.module),
+  );
   const config = parseAdapterConfig({
     base_model_name_or_path: baseModel,
     r: lora.r,

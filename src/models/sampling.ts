@@ -1,8 +1,10 @@
-// Next-token selection from one row of logits with transformers' semantics and order: the
-// repetition penalty (CTRL, Keskar et al. 2019: positive logits divided by the penalty,
-// negative ones multiplied, over every token of prompt and output), then temperature, top-k
-// (ties with the k-th value kept) and top-p (nucleus, Holtzman et al. 2020: the smallest set of
-// most likely tokens whose mass reaches p), then a seeded draw. Temperature 0 is greedy.
+// Next-token selection from one row of logits. Logit processors first, in vLLM's order: an
+// additive logit_bias (OpenAI), the repetition penalty (CTRL, Keskar et al. 2019: positive
+// logits divided by the penalty, negative ones multiplied, over every token of prompt and
+// output), then OpenAI's presence and frequency penalties over the generated tokens. Then the
+// warpers with transformers' semantics: temperature, top-k (ties with the k-th value kept) and
+// top-p (nucleus, Holtzman et al. 2020: the smallest set of most likely tokens whose mass
+// reaches p), then a seeded draw. Temperature 0 is greedy.
 import { ConfigError } from '../util/errors.ts';
 import type { Rng } from '../util/rng.ts';
 
@@ -15,6 +17,20 @@ export interface SamplingParams {
   top_p?: number;
   /** > 1 discourages tokens already in the prompt or output; 1 = off. */
   repetition_penalty?: number;
+  /** OpenAI: subtracted once from the logit of every token generated so far, in [-2, 2]. */
+  presence_penalty?: number;
+  /** OpenAI: subtracted per occurrence from the logit of tokens generated so far, in [-2, 2]. */
+  frequency_penalty?: number;
+  /** OpenAI: token id → bias added to its logit, in [-100, 100]. JSON keys are strings. */
+  logit_bias?: Readonly<Record<string, number>> | ReadonlyMap<number, number>;
+}
+
+/** What a sequence has seen, for the penalties: prompt + output tokens, and output counts. */
+export interface TokenHistory {
+  /** Every token of prompt and output (repetition_penalty). */
+  seen?: Iterable<number>;
+  /** How often each token was generated (presence_penalty, frequency_penalty). */
+  counts?: ReadonlyMap<number, number>;
 }
 
 /** Throws a ConfigError naming the first out-of-range sampling parameter. */
@@ -31,6 +47,77 @@ export function checkSampling(p: SamplingParams): void {
   const r = p.repetition_penalty ?? 1;
   if (!(r > 0 && Number.isFinite(r)))
     throw bad('repetition_penalty', `repetition_penalty must be > 0, got ${p.repetition_penalty}`);
+  for (const f of ['presence_penalty', 'frequency_penalty'] as const) {
+    const v = p[f] ?? 0;
+    if (!(v >= -2 && v <= 2)) throw bad(f, `${f} must be in [-2, 2], got ${p[f]}`);
+  }
+  logitBiasEntries(p.logit_bias);
+}
+
+/**
+ * The logit_bias entries as [token, bias] pairs, checked: ids must be non-negative integers
+ * (below `vocabSize` when given) and biases in [-100, 100], as OpenAI requires.
+ */
+export function logitBiasEntries(
+  bias: SamplingParams['logit_bias'],
+  vocabSize?: number,
+): [number, number][] {
+  if (bias === undefined || bias === null) return [];
+  const raw: [string | number, number][] =
+    bias instanceof Map ? [...bias] : Object.entries(bias as Record<string, number>);
+  return raw.map(([k, v]) => {
+    const id = typeof k === 'number' ? k : /^\d+$/.test(k) ? Number(k) : Number.NaN;
+    if (!Number.isSafeInteger(id) || (vocabSize !== undefined && id >= vocabSize))
+      throw new ConfigError(
+        `logit_bias key '${k}' is not a token id${vocabSize !== undefined ? ` in [0, ${vocabSize})` : ''}`,
+        { field: `logit_bias.${k}` },
+      );
+    if (!(typeof v === 'number' && v >= -100 && v <= 100))
+      throw new ConfigError(`logit_bias for token ${k} must be in [-100, 100], got ${v}`, {
+        field: `logit_bias.${k}`,
+      });
+    return [id, v];
+  });
+}
+
+/** Adds logit_bias entries in place. */
+export function applyLogitBias(logits: Float32Array, entries: readonly [number, number][]): void {
+  for (const [t, b] of entries) logits[t] = logits[t]! + b;
+}
+
+/**
+ * OpenAI's presence and frequency penalties in place: logit[j] −= frequency · c[j] +
+ * presence · (c[j] > 0), with c[j] the number of times j was generated so far.
+ */
+export function applyPresenceFrequency(
+  logits: Float32Array,
+  counts: ReadonlyMap<number, number>,
+  presence: number,
+  frequency: number,
+): void {
+  if (presence === 0 && frequency === 0) return;
+  for (const [t, c] of counts) if (c > 0) logits[t] = logits[t]! - (frequency * c + presence);
+}
+
+/**
+ * Every logit processor in place, in order: logit_bias, repetition penalty, presence and
+ * frequency penalties. `biasEntries` can be passed pre-parsed (logitBiasEntries) per sequence.
+ */
+export function applyLogitProcessors(
+  logits: Float32Array,
+  p: SamplingParams,
+  history: TokenHistory = {},
+  biasEntries: readonly [number, number][] = logitBiasEntries(p.logit_bias),
+): void {
+  applyLogitBias(logits, biasEntries);
+  applyRepetitionPenalty(logits, history.seen ?? [], p.repetition_penalty ?? 1);
+  if (history.counts)
+    applyPresenceFrequency(
+      logits,
+      history.counts,
+      p.presence_penalty ?? 0,
+      p.frequency_penalty ?? 0,
+    );
 }
 
 /** Applies the repetition penalty in place to every token seen so far (each once). */
@@ -163,7 +250,8 @@ export function nextTokenDistribution(logits: Float32Array, p: SamplingParams): 
 }
 
 /**
- * Picks the next token from `logits` (modified in place by the repetition penalty).
+ * Picks the next token from `logits` (modified in place by the logit processors). `seen` is
+ * prompt + output (repetition penalty); `counts` the generated tokens' counts.
  * @example const t = sampleToken(row, { temperature: 0.8, top_p: 0.95 }, new Rng(seed), seen);
  */
 export function sampleToken(
@@ -171,8 +259,14 @@ export function sampleToken(
   p: SamplingParams,
   rng: Rng,
   seen: Iterable<number> = [],
+  counts?: ReadonlyMap<number, number>,
 ): number {
-  applyRepetitionPenalty(logits, seen, p.repetition_penalty ?? 1);
+  applyLogitProcessors(logits, p, { seen, counts });
+  return pickToken(logits, p, rng);
+}
+
+/** The warpers and the draw on already-processed logits: argmax at temperature 0. */
+export function pickToken(logits: Float32Array, p: SamplingParams, rng: Rng): number {
   if ((p.temperature ?? 0) <= 0) return argmax(logits);
   const { ids, weights } = nextTokenDistribution(logits, p);
   let r = rng.float() * weights.reduce((a, b) => a + b, 0);

@@ -1,5 +1,5 @@
 // Messages between the HTTP side of the server and the inference worker. The worker owns the
-// model, the tokenizer and a step-level batch decoder; the main thread only parses HTTP and
+// model, the tokenizer and the library's step-level Decoder; the main thread only parses HTTP and
 // streams what the worker reports, so the event loop stays free while the model computes.
 
 export interface GenerateParams {
@@ -8,6 +8,11 @@ export interface GenerateParams {
   topP: number;
   topK: number;
   repetitionPenalty: number;
+  /** OpenAI presence_penalty / frequency_penalty (absent = 0). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** OpenAI logit_bias: token id (a JSON key) → bias in [-100, 100]. */
+  logitBias?: Record<string, number>;
   stop: string[];
   seed: number;
   /** Top alternatives per generated token (0 = just the chosen token's log-prob, -1 = none). */

@@ -1,15 +1,16 @@
-// The inference worker: loads the model (merging a PEFT adapter when given), then runs a loop
-// that admits queued requests into a step-level batch decoder, decodes one token for every
-// active sequence per step, turns tokens into text deltas (holding back partial characters and
-// possible stop-string prefixes) and reports them to the main thread.
+// The inference worker: loads the model (merging a PEFT adapter when given), then runs the
+// library's step-level Decoder (the one generate() uses): requests join the running batch
+// between steps, each step's token events become text deltas (the decoder's TextStream holds
+// back partial characters and possible stop-string prefixes) reported to the main thread.
+// A cancel is honoured wherever the request is: queued here, being scored for echo, waiting in
+// the decoder, or inside a prefill or decode run.
 import { availableParallelism } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { tensor } from '../engine/runtime.ts';
-import { type ActiveSequence, BatchDecoder } from '../models/batch-decoder.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
-import { stableLength } from '../models/generate.ts';
+import { Decoder, eosIds, type Sequence, type TokenEvent } from '../models/decoding.ts';
 import { CausalLM } from '../models/lm.ts';
 import { loadPeftAdapter, mergeLora } from '../models/peft.ts';
+import { scoreSequences } from '../models/scoring.ts';
 import type { FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
 
 const port = parentPort!;
@@ -20,21 +21,17 @@ const {
 } = workerData as { model: string; adapter?: string; maxBatch: number };
 const post = (m: FromWorker) => port.postMessage(m);
 
-interface Pending {
+interface Request {
   id: number;
   prompt: string;
   params: GenerateParams;
-}
-interface Running {
-  id: number;
-  row?: ActiveSequence;
-  params: GenerateParams;
+  cancelled: boolean;
+  seq?: Sequence;
   promptTokens: number;
-  text: string;
-  emitted: number;
-  tokens: number[];
   echo?: TokenInfo[];
+  /** Text offset of the next generated token (after the echoed prompt). */
   offset: number;
+  /** Token infos not yet sent (sent with the next text delta, or at the end). */
   pendingInfo: TokenInfo[];
 }
 
@@ -50,12 +47,8 @@ async function main(): Promise<void> {
   };
   const tok = lm.tokenizer;
   if (!tok) throw new Error(`${modelDir} has no tokenizer`);
-  const eosIds = new Set<number>();
-  if (tok.eos) eosIds.add(tok.eos.id);
-  const eos = lm.spec.eosTokenId;
-  if (typeof eos === 'number') eosIds.add(eos);
-  else if (Array.isArray(eos)) for (const e of eos) eosIds.add(e);
-  const dec = new BatchDecoder(lm, maxBatch);
+  const stopIds = eosIds(lm);
+  const dec = new Decoder(lm, { maxBatch });
   await lm.decodeSession();
   post({
     type: 'ready',
@@ -66,18 +59,29 @@ async function main(): Promise<void> {
     eos: tok.eos?.token ?? null,
   });
 
-  const queue: Pending[] = [];
-  const running = new Map<number, Running>();
-  const cancelled = new Set<number>();
+  const queue: Request[] = [];
+  const byId = new Map<number, Request>();
+  const bySeq = new Map<number, Request>();
   let wake: (() => void) | undefined;
   port.on('message', (m: ToWorker) => {
-    if (m.type === 'generate') queue.push({ id: m.id, prompt: m.prompt, params: m.params });
-    else {
-      const i = queue.findIndex((q) => q.id === m.id);
-      if (i >= 0) queue.splice(i, 1);
-      const r = running.get(m.id);
-      if (r?.row) dec.cancel(r.row);
-      else cancelled.add(m.id);
+    if (m.type === 'generate') {
+      const r: Request = {
+        id: m.id,
+        prompt: m.prompt,
+        params: m.params,
+        cancelled: false,
+        promptTokens: 0,
+        offset: 0,
+        pendingInfo: [],
+      };
+      byId.set(m.id, r);
+      queue.push(r);
+    } else {
+      const r = byId.get(m.id);
+      if (r) {
+        r.cancelled = true;
+        if (r.seq) dec.cancel(r.seq);
+      }
     }
     wake?.();
   });
@@ -87,145 +91,115 @@ async function main(): Promise<void> {
     top?.map((t) => ({ text: tokenText(t.token), logprob: t.logprob }));
 
   /** Prompt tokens with their log-probs (the first has none), for echo. */
-  async function echoOf(ids: number[], withTop: boolean): Promise<TokenInfo[]> {
-    const T = ids.length - 1;
+  async function echoOf(ids: number[], k: number): Promise<TokenInfo[]> {
     const out: TokenInfo[] = [{ text: tokenText(ids[0]!), logprob: null, top: null, offset: 0 }];
-    if (T <= 0) return out;
-    const bias = new Float32Array(T * T).map((_, k) => (k % T <= Math.floor(k / T) ? 0 : -1e9));
-    const r = await (await lm.scoreSession()).run({
-      ...lm.weightFeeds(),
-      input_ids: tensor('int64', [1, T], BigInt64Array.from(ids.slice(0, -1).map(BigInt))),
-      position_ids: tensor(
-        'int64',
-        [1, T],
-        BigInt64Array.from({ length: T }, (_, i) => BigInt(i)),
-      ),
-      targets: tensor('int64', [1, T], BigInt64Array.from(ids.slice(1).map(BigInt))),
-      attn_bias: tensor('float32', [1, 1, T, T], bias),
-    });
-    const lp = r.logprobs!.data as Float32Array;
-    const am = r.argmax!.data as BigInt64Array;
-    const mx = r.max_logprob!.data as Float32Array;
+    if (ids.length < 2) return out;
+    const [s] = await scoreSequences(lm, [ids], { topK: Math.max(0, k) });
     let offset = out[0]!.text.length;
-    for (let t = 0; t < T; t++) {
+    s!.logprobs.forEach((lp, t) => {
       const text = tokenText(ids[t + 1]!);
-      const top = [{ text: tokenText(Number(am[t])), logprob: mx[t]! }];
-      if (Number(am[t]) !== ids[t + 1]) top.push({ text, logprob: lp[t]! });
-      out.push({ text, logprob: lp[t]!, top: withTop ? top : null, offset });
+      // As OpenAI's legacy completions: the k most likely, plus the prompt's own token.
+      const alts = s!.top?.[t];
+      const top = alts?.map((a) => ({ text: tokenText(a.token), logprob: a.logprob }));
+      if (top && !alts!.some((a) => a.token === ids[t + 1])) top.push({ text, logprob: lp });
+      out.push({ text, logprob: lp, top: k > 0 ? top! : null, offset });
       offset += text.length;
-    }
+    });
     return out;
   }
 
-  function flush(r: Running, final: boolean): void {
-    const stable = final ? r.text.length : stableLength(r.text, r.params.stop);
-    if (stable > r.emitted || (final && r.pendingInfo.length > 0)) {
-      post({
-        type: 'delta',
-        id: r.id,
-        text: r.text.slice(r.emitted, Math.max(stable, r.emitted)),
-        tokens: r.pendingInfo,
-      });
-      r.emitted = Math.max(stable, r.emitted);
-      r.pendingInfo = [];
-    }
+  function send(r: Request, text: string): void {
+    if (text === '' && r.pendingInfo.length === 0) return;
+    post({ type: 'delta', id: r.id, text, tokens: r.pendingInfo });
+    r.pendingInfo = [];
   }
 
-  function finish(r: Running, reason: 'stop' | 'length' | 'cancelled'): void {
-    flush(r, true);
-    running.delete(r.id);
+  function finish(r: Request, reason: 'stop' | 'length' | 'cancelled'): void {
+    byId.delete(r.id);
+    if (r.seq) bySeq.delete(r.seq.id);
     post({
       type: 'done',
       id: r.id,
       finish: reason,
       promptTokens: r.promptTokens,
-      completionTokens: r.tokens.length,
+      completionTokens: r.seq?.tokens.length ?? 0,
       ...(r.echo ? { echo: r.echo } : {}),
     });
   }
 
-  async function admit(p: Pending): Promise<void> {
-    const ids = tok!.encode(p.prompt);
-    if (ids.length === 0) {
-      post({ type: 'error', id: p.id, status: 400, message: 'the prompt is empty' });
-      return;
-    }
-    if (ids.length + p.params.maxTokens > lm.spec.maxPositions) {
-      post({
-        type: 'error',
-        id: p.id,
-        status: 400,
-        message: `This model's maximum context length is ${lm.spec.maxPositions} tokens; the prompt has ${ids.length} and max_tokens is ${p.params.maxTokens}.`,
-      });
-      return;
-    }
-    const r: Running = {
-      id: p.id,
-      params: p.params,
-      promptTokens: ids.length,
-      text: '',
-      emitted: 0,
-      tokens: [],
-      offset: 0,
-      pendingInfo: [],
-    };
-    running.set(p.id, r);
-    if (p.params.echo) {
-      r.echo = await echoOf(ids, p.params.logprobs > 0);
+  function fail(r: Request, message: string): void {
+    byId.delete(r.id);
+    post({ type: 'error', id: r.id, status: 400, message });
+  }
+
+  /** Tokenize, check, score the prompt for echo, and hand the request to the decoder. */
+  async function admit(r: Request): Promise<void> {
+    if (r.cancelled) return finish(r, 'cancelled');
+    const p = r.params;
+    const ids = tok!.encode(r.prompt);
+    if (ids.length === 0) return fail(r, 'the prompt is empty');
+    if (ids.length + p.maxTokens > lm.spec.maxPositions)
+      return fail(
+        r,
+        `This model's maximum context length is ${lm.spec.maxPositions} tokens; the prompt has ${ids.length} and max_tokens is ${p.maxTokens}.`,
+      );
+    r.promptTokens = ids.length;
+    if (p.echo) {
+      r.echo = await echoOf(ids, p.logprobs);
       r.offset = r.echo.reduce((s, e) => s + e.text.length, 0);
     }
-    if (p.params.maxTokens === 0 || cancelled.has(p.id)) {
-      finish(r, cancelled.has(p.id) ? 'cancelled' : 'length');
-      cancelled.delete(p.id);
-      return;
+    // A cancel that came in while the prompt was being scored.
+    if (r.cancelled) return finish(r, 'cancelled');
+    try {
+      r.seq = dec.add({
+        prompt: ids,
+        max_new_tokens: p.maxTokens,
+        stop: p.stop,
+        stop_token_ids: stopIds,
+        seed: p.seed,
+        temperature: p.temperature,
+        top_p: p.topP,
+        top_k: p.topK,
+        repetition_penalty: p.repetitionPenalty,
+        presence_penalty: p.presencePenalty,
+        frequency_penalty: p.frequencyPenalty,
+        logit_bias: p.logitBias,
+        top_logprobs: Math.max(0, p.logprobs),
+      });
+    } catch (e) {
+      return fail(r, (e as Error).message);
     }
-    r.row = await dec.add(
-      ids,
-      {
-        maxNewTokens: p.params.maxTokens,
-        stopTokenIds: eosIds,
-        seed: p.params.seed,
-        temperature: p.params.temperature,
-        top_p: p.params.topP,
-        top_k: p.params.topK,
-        repetition_penalty: p.params.repetitionPenalty,
-        ...(p.params.logprobs > 0 ? { topLogprobs: p.params.logprobs } : {}),
-      },
-      (t) => {
-        r.tokens.push(t.token);
-        const text = tokenText(t.token);
-        if (p.params.logprobs >= 0)
-          r.pendingInfo.push({
-            text,
-            logprob: t.logprob,
-            top: topOf(t.top) ?? null,
-            offset: r.offset,
-          });
-        r.offset += text.length;
-        r.text = tok!.decode(r.tokens, { skipSpecialTokens: false });
-        let cut = -1;
-        for (const s of p.params.stop) {
-          const i = s === '' ? -1 : r.text.indexOf(s);
-          if (i >= 0 && (cut < 0 || i < cut)) cut = i;
-        }
-        if (cut >= 0) r.text = r.text.slice(0, cut);
-        flush(r, false);
-        return cut >= 0;
-      },
-    );
+    bySeq.set(r.seq.id, r);
+  }
+
+  function onEvent(ev: TokenEvent): void {
+    const r = bySeq.get(ev.seq.id);
+    if (!r) return;
+    if (ev.token >= 0 && r.params.logprobs >= 0) {
+      const text = tokenText(ev.token);
+      r.pendingInfo.push({
+        text,
+        logprob: ev.logprob,
+        top: topOf(ev.top) ?? null,
+        offset: r.offset,
+      });
+      r.offset += text.length;
+    } else if (ev.token >= 0) r.offset += tokenText(ev.token).length;
+    if (ev.text !== '' || ev.finishReason !== null) send(r, ev.text);
+    if (ev.finishReason !== null) finish(r, ev.finishReason);
   }
 
   for (;;) {
-    while (queue.length > 0 && !dec.full) await admit(queue.shift()!);
-    if (dec.size === 0) {
-      if (queue.length === 0) await new Promise<void>((res) => (wake = res));
+    while (queue.length > 0) await admit(queue.shift()!);
+    if (!dec.busy) {
+      await new Promise<void>((res) => {
+        wake = res;
+        if (queue.length > 0) res();
+      });
       wake = undefined;
       continue;
     }
-    for (const row of await dec.step()) {
-      const r = [...running.values()].find((x) => x.row === row);
-      if (r) finish(r, row.finish);
-    }
+    for (const ev of await dec.step()) onEvent(ev);
   }
 }
 

@@ -11,10 +11,8 @@ import { tensor } from '../engine/runtime.ts';
 import type { Trainer } from '../engine/step.ts';
 import { createTrainer } from '../engine/step.ts';
 import { createWorkerTrainer } from '../engine/worker.ts';
-import { saveCheckpoint } from '../models/checkpoint.ts';
 import type { LoraSpec } from '../models/decoder.ts';
 import { CausalLM } from '../models/lm.ts';
-import { savePeftAdapter } from '../models/peft.ts';
 import { SafetensorsReader, writeSafetensors } from '../models/safetensors.ts';
 import { ConfigError, TrainingError } from '../util/errors.ts';
 import { DurableJsonlAppender } from '../util/jsonl.ts';
@@ -141,37 +139,10 @@ async function syncWeights(trainer: Trainer, lm: CausalLM): Promise<void> {
 
 async function saveModel(lm: CausalLM, dir: string, cfg: SftConfig): Promise<void> {
   if (lm.lora) {
-    const modules = new Map<
-      string,
-      { A: { shape: number[]; data: Float32Array }; B: { shape: number[]; data: Float32Array } }
-    >();
-    for (const [name, t] of lm.lora.tensors) {
-      const m = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(name)!;
-      const cur = modules.get(m[1]!) ?? ({} as never);
-      (cur as Record<string, unknown>)[m[2]!] = { shape: [...t.shape], data: t.data };
-      modules.set(m[1]!, cur);
-    }
-    await savePeftAdapter(dir, {
-      config: {
-        peft_type: 'LORA',
-        task_type: 'CAUSAL_LM',
-        base_model_name_or_path: cfg.model_name_or_path,
-        r: lm.lora.spec.r,
-        lora_alpha: lm.lora.spec.alpha,
-        lora_dropout: lm.lora.spec.dropout,
-        target_modules: [...lm.lora.spec.targets],
-        use_rslora: lm.lora.spec.rslora,
-      } as never,
-      modules,
-    });
+    await lm.saveAdapter(dir, { baseModel: cfg.model_name_or_path });
     return;
   }
-  await saveCheckpoint(dir, {
-    spec: lm.spec,
-    tensors: lm.weights,
-    tokenizer: lm.tokenizer,
-    generationConfig: null,
-  });
+  await lm.save(dir);
 }
 
 /**
@@ -210,6 +181,8 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
       rslora: cfg.use_rslora,
     };
     if (!lm.lora) lm.attachLora(lora, cfg.seed);
+    // An adapter the model came with (e.g. loaded from a PEFT directory) is the one trained.
+    lora = lm.lora!.spec;
   }
 
   // ---- data --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseHfConfig } from '../../src/models/config.ts';
+import { Decoder, type Sequence, type TokenEvent } from '../../src/models/decoding.ts';
 import { generate, lastLogits } from '../../src/models/generate.ts';
 import { CausalLM } from '../../src/models/lm.ts';
 import { argmax, sampleToken } from '../../src/models/sampling.ts';
@@ -109,31 +110,76 @@ test('sampling controls on hand-made logits', () => {
 });
 
 test('step-level batching: sequences joining and leaving mid-run decode like generate()', async () => {
-  const { BatchDecoder } = await import('../../src/models/batch-decoder.ts');
   const lm = CausalLM.random(tinySpec(), 4);
   const want = await Promise.all(
     prompts.map(
       async (p) => (await generate(lm, [p], { max_new_tokens: 7, stop_token_ids: [] }))[0]!.tokens,
     ),
   );
-  const dec = new BatchDecoder(lm, 8);
-  const got: number[][] = prompts.map(() => []);
-  const opts = (i: number) => ({
-    maxNewTokens: 7 - (i === 2 ? 4 : 0),
-    stopTokenIds: new Set<number>(),
-    seed: i,
-  });
-  await dec.add(prompts[0]!, opts(0), (t) => void got[0]!.push(t.token));
-  await dec.step();
-  await dec.add(prompts[1]!, opts(1), (t) => void got[1]!.push(t.token));
-  await dec.add(prompts[2]!, opts(2), (t) => void got[2]!.push(t.token));
-  await dec.step();
-  await dec.step();
-  await dec.add(prompts[3]!, opts(3), (t) => void got[3]!.push(t.token));
-  for (let i = 0; i < 12 && dec.size > 0; i++) await dec.step();
-  assert.equal(dec.size, 0);
-  assert.deepEqual(got[0], want[0]);
-  assert.deepEqual(got[1], want[1]);
-  assert.deepEqual(got[2], want[2]!.slice(0, 3), 'a shorter sequence leaves early');
-  assert.deepEqual(got[3], want[3]);
+  const dec = new Decoder(lm, { maxBatch: 8 });
+  const add = (i: number) =>
+    dec.add({ prompt: prompts[i]!, max_new_tokens: i === 2 ? 3 : 7, stop_token_ids: [] });
+  const got = new Map<Sequence, number[]>();
+  const finished = new Map<Sequence, number>();
+  const run = async () => {
+    for (const ev of await dec.step()) {
+      if (ev.token >= 0) got.set(ev.seq, [...(got.get(ev.seq) ?? []), ev.token]);
+      if (ev.finishReason !== null) finished.set(ev.seq, (finished.get(ev.seq) ?? 0) + 1);
+    }
+  };
+  const s0 = add(0);
+  await run();
+  const s1 = add(1);
+  const s2 = add(2);
+  await run();
+  await run();
+  const s3 = add(3);
+  for (let i = 0; i < 12 && dec.busy; i++) await run();
+  assert.equal(dec.busy, false);
+  assert.deepEqual(got.get(s0), want[0]);
+  assert.deepEqual(got.get(s1), want[1]);
+  assert.deepEqual(got.get(s2), want[2]!.slice(0, 3), 'a shorter sequence leaves early');
+  assert.deepEqual(got.get(s3), want[3]);
+  for (const s of [s0, s1, s2, s3]) assert.equal(finished.get(s), 1, 'one finish event each');
+  assert.equal(s2.finishReason, 'length');
+});
+
+test('cancel is honoured while queued, during the prefill run and during a decode run', async () => {
+  const lm = CausalLM.random(tinySpec(), 5);
+  const want = (await generate(lm, [prompts[1]!], { max_new_tokens: 6, stop_token_ids: [] }))[0]!;
+  const dec = new Decoder(lm, { maxBatch: 4 });
+  const req = (i: number) => ({ prompt: prompts[i]!, max_new_tokens: 6, stop_token_ids: [] });
+  const events: TokenEvent[] = [];
+  const queued = dec.add(req(0));
+  const inPrefill = dec.add(req(2));
+  const other = dec.add(req(1));
+  dec.cancel(queued);
+  // step() takes the joining sequences before its first await: this cancel lands mid-prefill.
+  const pending = dec.step();
+  dec.cancel(inPrefill);
+  events.push(...(await pending));
+  const inDecode = dec.add(req(3));
+  events.push(...(await dec.step())); // prefills inDecode, decodes `other`
+  const next = dec.step();
+  dec.cancel(inDecode);
+  events.push(...(await next));
+  while (dec.busy) events.push(...(await dec.step()));
+  const of = (s: Sequence) => events.filter((e) => e.seq === s);
+  for (const s of [queued, inPrefill]) {
+    assert.equal(s.finishReason, 'cancelled');
+    assert.deepEqual(s.tokens, [], 'no token after a cancel');
+    assert.deepEqual(
+      of(s).map((e) => [e.token, e.finishReason]),
+      [[-1, 'cancelled']],
+    );
+  }
+  assert.equal(inDecode.finishReason, 'cancelled');
+  assert.equal(inDecode.tokens.length, 1, 'only the prefill token, none from the cancelled run');
+  assert.equal(of(inDecode).filter((e) => e.finishReason !== null).length, 1);
+  assert.deepEqual(other.tokens, want.tokens, 'the rest of the batch is unaffected');
+  assert.equal(of(other).at(-1)!.finishReason, 'length');
+  // Cancelling a finished sequence changes nothing.
+  dec.cancel(other);
+  assert.equal(other.finishReason, 'length');
+  assert.deepEqual(await dec.step(), []);
 });

@@ -73,17 +73,32 @@ export function referenceLogits(
   w: TensorMap,
   ids: readonly number[],
 ): Float64Array[] {
+  const { hiddenSize: D, vocabSize: V } = spec;
+  const T = ids.length;
+  const x = referenceHidden(spec, w, ids).reduce(
+    (acc, row, t) => {
+      acc.set(row, t * D);
+      return acc;
+    },
+    new Float64Array(T * D),
+  );
+  const head = spec.tieWordEmbeddings
+    ? get(w, 'model.embed_tokens.weight')
+    : get(w, 'lm_head.weight');
+  const logits = linear(x, T, D, head, V);
+  return Array.from({ length: T }, (_, t) => logits.subarray(t * V, (t + 1) * V));
+}
+
+/** Hidden states [T, D] after the final norm (what the LM head and scalar heads read). */
+export function referenceHidden(
+  spec: ModelSpec,
+  w: TensorMap,
+  ids: readonly number[],
+): Float64Array[] {
   if (spec.family !== 'llama') throw new Error('reference forward: LLaMA family only');
   if (spec.rope?.scaling?.type === 'dynamic')
     throw new Error('reference forward: dynamic NTK not implemented');
-  const {
-    hiddenSize: D,
-    numHeads: H,
-    numKvHeads: KV,
-    headDim: Dh,
-    intermediateSize: F,
-    vocabSize: V,
-  } = spec;
+  const { hiddenSize: D, numHeads: H, numKvHeads: KV, headDim: Dh, intermediateSize: F } = spec;
   const T = ids.length;
   const inv = ropeInvFreq(spec.rope!, Dh);
   const emb = get(w, 'model.embed_tokens.weight');
@@ -159,9 +174,7 @@ export function referenceLogits(
     for (let i = 0; i < x.length; i++) x[i] += down[i];
   }
   x = rmsnorm(x, T, D, get(w, 'model.norm.weight'), spec.normEps);
-  const head = spec.tieWordEmbeddings ? emb : get(w, 'lm_head.weight');
-  const logits = linear(x, T, D, head, V);
-  return Array.from({ length: T }, (_, t) => logits.subarray(t * V, (t + 1) * V));
+  return Array.from({ length: T }, (_, t) => x.subarray(t * D, (t + 1) * D));
 }
 
 /** Greedy continuation of `ids` by `n` tokens (argmax, lowest id on ties), recomputing fully. */
