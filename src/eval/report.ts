@@ -1,6 +1,8 @@
 // Rendering evaluation results: Markdown tables for the terminal and READMEs, and an HTML
 // fragment (self-contained, no scripts) that the demo report embeds. Scores print as percentages.
 import type { Comparison, HeldoutResult } from './heldout.ts';
+import { bootstrapMean, type Interval } from './metrics.ts';
+import type { TaskResult } from './run.ts';
 
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 'n/a');
 const signed = (x: number): string =>
@@ -63,4 +65,47 @@ export function comparisonHtml(
 ${body}
 </tbody>
 </table>`;
+}
+
+export interface MetricRow {
+  task: string;
+  category?: string;
+  n: number;
+  metric: string;
+  value: number;
+  /** Seeded percentile bootstrap over the task's examples. */
+  ci: Interval;
+}
+
+/** One row per (task, metric) with a bootstrap interval: what `instructkit eval` reports. */
+export function taskMetricRows(
+  results: readonly TaskResult[],
+  opts: { seed?: number; resamples?: number } = {},
+): MetricRow[] {
+  return results.flatMap((r) =>
+    Object.keys(r.metrics).map((m) => {
+      const values = r.examples.map((e) => (e.metrics as Record<string, number>)[m] ?? 0);
+      const ci = bootstrapMean(values, { seed: opts.seed ?? 0, resamples: opts.resamples ?? 1000 });
+      return {
+        task: r.task,
+        ...(r.category ? { category: r.category } : {}),
+        n: r.n,
+        metric: m,
+        value: (r.metrics as Record<string, number>)[m]!,
+        ci,
+      };
+    }),
+  );
+}
+
+export function taskMetricsMarkdown(rows: readonly MetricRow[]): string {
+  const lines = [
+    '| task | category | n | metric | value | 95% CI |',
+    '|---|---|---:|---|---:|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.task} | ${r.category ?? ''} | ${r.n} | ${r.metric} | ${pct(r.value)} | ${pct(r.ci.low)}–${pct(r.ci.high)} |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
 }

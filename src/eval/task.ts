@@ -86,8 +86,13 @@ export function parseTaskConfig(
   const r = TaskConfig.safeParse(raw);
   if (!r.success) {
     const { path, field, message } = describeZodError(r.error);
+    let at: unknown = raw;
+    for (const k of path)
+      at = at && typeof at === 'object' ? (at as Record<string, unknown>)[k] : undefined;
     throw new ConfigError(
-      `${message}`,
+      at === undefined && r.error.issues[0]!.code !== 'unrecognized_keys'
+        ? 'missing required field'
+        : message,
       { file, line: lineOf?.(path), field },
       { hint: 'see TaskConfig in src/eval/task.ts' },
     );
@@ -196,7 +201,12 @@ function datasetTask(
  * as limit, metric_list or generation_kwargs, override the built task's).
  */
 export function loadTaskFile(path: string): Task {
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read the task file: ${(e as Error).message}`, { file: path });
+  }
   const doc = parseDocument(text, { keepSourceTokens: false });
   if (doc.errors.length > 0)
     throw new ConfigError(doc.errors[0]!.message.split('\n')[0]!, {
