@@ -1,26 +1,76 @@
-// The server's options, on a second server: a low max-concurrent limit (429 in OpenAI's shape,
-// before any stream opens), and an error after a stream has opened (the engine shutting
-// down), reported in the stream as an error event the openai client raises.
+// The server's options, on a second server: a PEFT adapter merged at load (served logits and
+// greedy text equal the merged model's), an API key, a low max-concurrent limit (429 in
+// OpenAI's shape, before any stream opens), and an error after a stream has opened (the engine
+// shutting down), reported in the stream as an error event the openai client raises.
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
+import { generate, lastLogits } from '../../src/models/generate.ts';
+import { CausalLM } from '../../src/models/lm.ts';
+import {
+  type LoraAdapter,
+  type LoraPair,
+  mergeLora,
+  parseAdapterConfig,
+  savePeftAdapter,
+} from '../../src/models/peft.ts';
 import { type RunningServer, startServer } from '../../src/serve/listen.ts';
-import { saveTinyModel, tokenizer } from './tiny-model.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { lm, saveTinyModel, tokenizer } from './tiny-model.ts';
 
 // Keeps a stream going to max_tokens: the random model may otherwise end it early with EOS.
 const noEos = { [String(tokenizer.eos!.id)]: -100 };
 
+const API_KEY = 'sk-local-test';
 let server: RunningServer;
 let client: OpenAI;
 
+/** A rank-4 adapter on q_proj and v_proj of every layer, with random (non-zero) A and B. */
+function randomAdapter(): LoraAdapter {
+  const rng = new Rng('serve-adapter');
+  const r = 4;
+  const { hiddenSize: d, numHeads, numKvHeads, headDim, numLayers } = lm.spec;
+  const modules = new Map<string, LoraPair>();
+  const mat = (rows: number, cols: number) => ({
+    shape: [rows, cols],
+    data: Float32Array.from({ length: rows * cols }, () => 0.5 * rng.normal()),
+  });
+  for (let l = 0; l < numLayers; l++) {
+    modules.set(`model.layers.${l}.self_attn.q_proj`, {
+      A: mat(r, d),
+      B: mat(numHeads * headDim, r),
+    });
+    modules.set(`model.layers.${l}.self_attn.v_proj`, {
+      A: mat(r, d),
+      B: mat(numKvHeads * headDim, r),
+    });
+  }
+  const config = parseAdapterConfig({
+    r,
+    lora_alpha: 8,
+    target_modules: ['q_proj', 'v_proj'],
+    base_model_name_or_path: 'tiny',
+  });
+  return { config, modules };
+}
+const adapter = randomAdapter();
+const merged = new CausalLM(lm.spec, mergeLora(lm.weights, adapter), tokenizer);
+
 before(async () => {
+  const adapterDir = mkdtempSync(join(tmpdir(), 'ik-serve-adapter-'));
+  await savePeftAdapter(adapterDir, adapter);
   server = await startServer({
     model: await saveTinyModel(),
+    adapter: adapterDir,
     port: 0,
     modelName: 'tiny',
     maxConcurrent: 2,
+    apiKey: API_KEY,
   });
-  client = new OpenAI({ baseURL: server.url, apiKey: 'unused', maxRetries: 0 });
+  client = new OpenAI({ baseURL: server.url, apiKey: API_KEY, maxRetries: 0 });
 });
 after(async () => {
   await server?.close();
@@ -52,6 +102,68 @@ async function holdStream(seed: number) {
   await it.next();
   return { stop: () => ctrl.abort(), rest: it };
 }
+
+const logSoftmax = (x: Float32Array): Float64Array => {
+  let m = -Infinity;
+  for (const v of x) m = Math.max(m, v);
+  let z = 0;
+  for (const v of x) z += Math.exp(v - m);
+  return Float64Array.from(x, (v) => v - m - Math.log(z));
+};
+
+test('--adapter: the served model is the merged model (prompt log-probs, greedy text)', async () => {
+  const prompt = 'Hello number 21, the weather';
+  const ids = tokenizer.encode(prompt);
+  const res = await client.completions.create({
+    model: 'tiny',
+    prompt,
+    max_tokens: 0,
+    echo: true,
+    logprobs: 1,
+  });
+  const served = res.choices[0]!.logprobs!.token_logprobs!;
+  assert.equal(served.length, ids.length);
+  let baseDiff = 0;
+  for (let t = 1; t < ids.length; t++) {
+    const prefix = ids.slice(0, t);
+    const want = logSoftmax(await lastLogits(merged, prefix))[ids[t]!]!;
+    const base = logSoftmax(await lastLogits(lm, prefix))[ids[t]!]!;
+    assert.ok(Math.abs(served[t]! - want) < 1e-4, `token ${t}: ${served[t]} vs merged ${want}`);
+    baseDiff = Math.max(baseDiff, Math.abs(served[t]! - base));
+  }
+  assert.ok(baseDiff > 1e-2, `the adapter changes the log-probs (max diff ${baseDiff})`);
+  const greedy = await client.completions.create({
+    model: 'tiny',
+    prompt,
+    max_tokens: 10,
+    temperature: 0,
+  });
+  const [withAdapter] = await generate(merged, [prompt], { max_new_tokens: 10 });
+  const [withoutAdapter] = await generate(lm, [prompt], { max_new_tokens: 10 });
+  assert.equal(greedy.choices[0]!.text, withAdapter!.text);
+  assert.notEqual(withAdapter!.text, withoutAdapter!.text);
+});
+
+test('an API key is required when set: 401 in OpenAI shape without it or with a wrong one', async () => {
+  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: API_KEY }]) {
+    const res = await fetch(`${server.url}/models`, { headers });
+    assert.equal(res.status, 401);
+    const body = (await res.json()) as { error: { code: string; type: string } };
+    assert.equal(body.error.code, 'invalid_api_key');
+    assert.equal(body.error.type, 'invalid_request_error');
+  }
+  const wrong = new OpenAI({ baseURL: server.url, apiKey: 'nope', maxRetries: 0 });
+  await assert.rejects(
+    wrong.completions.create({ model: 'tiny', prompt: 'Hi', max_tokens: 1 }),
+    (e: unknown) => e instanceof OpenAI.AuthenticationError && e.status === 401,
+  );
+  const ok = await fetch(`${server.url}/models`, {
+    headers: { authorization: `Bearer ${API_KEY}` },
+  });
+  assert.equal(ok.status, 200);
+  // The health endpoint stays open for load balancers.
+  assert.equal((await fetch(`${server.url.replace('/v1', '')}/health`)).status, 200);
+});
 
 test('over the max-concurrent limit: 429 in OpenAI shape with Retry-After, streams included', async () => {
   const a = await holdStream(1);

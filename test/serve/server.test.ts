@@ -1,12 +1,17 @@
 // The OpenAI-compatible server, exercised with the official `openai` npm client over loopback:
 // models, completions (plain, echo + logprobs), chat (plain, streaming, logprobs), n, stop,
-// errors in OpenAI's shape, the event loop staying free, and a disconnected stream's slot.
+// top_p, seeds, errors in OpenAI's shape (also in streams), streamed usage, the event loop
+// staying free, and a disconnected stream being cancelled in the worker.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { generate } from '../../src/models/generate.ts';
 import { type RunningServer, startServer } from '../../src/serve/listen.ts';
-import { lm, saveTinyModel, tokenizer } from './tiny-model.ts';
+import { CONTEXT, lm, saveTinyModel, tokenizer } from './tiny-model.ts';
+
+// Keeps greedy text going to max_tokens: the random model may otherwise end it early with EOS.
+const noEos = { [String(tokenizer.eos!.id)]: -100 };
+const LONG = 'Hello '.repeat(CONTEXT + 10);
 
 let server: RunningServer;
 let client: OpenAI;
@@ -17,7 +22,7 @@ before(async () => {
     model: dir,
     port: 0,
     modelName: 'tiny',
-    maxTokens: 64,
+    maxTokens: CONTEXT - 12,
     maxConcurrent: 40,
     maxBodyBytes: 20_000,
   });
@@ -70,27 +75,42 @@ test('completions: echo with logprobs gives prompt log-probs; n and stop', async
     seed: 3,
   });
   assert.deepEqual(many.choices.map((c) => c.index).sort(), [0, 1, 2, 3]);
+  // Stop strings: the stop is taken from the unconstrained greedy text, so it must occur.
   const free = await client.completions.create({
     model: 'tiny',
     prompt: 'Hello',
     max_tokens: 12,
     temperature: 0,
+    logit_bias: noEos,
   });
-  const stopAt = free.choices[0]!.text.slice(3, 5);
-  if (stopAt.length === 2) {
-    const cut = await client.completions.create({
-      model: 'tiny',
-      prompt: 'Hello',
-      max_tokens: 12,
-      temperature: 0,
-      stop: [stopAt],
-    });
-    assert.equal(
-      cut.choices[0]!.text,
-      free.choices[0]!.text.slice(0, free.choices[0]!.text.indexOf(stopAt)),
-    );
-    assert.equal(cut.choices[0]!.finish_reason, 'stop');
-  }
+  const text = free.choices[0]!.text;
+  assert.equal(free.choices[0]!.finish_reason, 'length');
+  assert.ok(text.length >= 6, `greedy text '${text}' is too short to pick a stop from`);
+  const stopAt = text.slice(4, 6);
+  const cut = await client.completions.create({
+    model: 'tiny',
+    prompt: 'Hello',
+    max_tokens: 12,
+    temperature: 0,
+    logit_bias: noEos,
+    stop: ['never appears', stopAt],
+  });
+  assert.equal(cut.choices[0]!.text, text.slice(0, text.indexOf(stopAt)));
+  assert.equal(cut.choices[0]!.finish_reason, 'stop');
+});
+
+test('top_p reaches sampling: a tiny nucleus samples the greedy text whatever the seed', async () => {
+  const req = { model: 'tiny', prompt: 'Hello number 5', max_tokens: 12, logit_bias: noEos };
+  const greedy = (await client.completions.create({ ...req, temperature: 0 })).choices[0]!.text;
+  const sample = async (seed: number, top_p: number) =>
+    (await client.completions.create({ ...req, temperature: 1, top_p, seed })).choices[0]!.text;
+  const free = await Promise.all([1, 2, 3, 4].map((s) => sample(s, 1)));
+  assert.ok(
+    free.some((t) => t !== greedy),
+    'at top_p 1 some seed samples away from greedy',
+  );
+  const nucleus = await Promise.all([1, 2, 3, 4].map((s) => sample(s, 1e-6)));
+  assert.deepEqual(nucleus, [greedy, greedy, greedy, greedy]);
 });
 
 test('chat: plain, streaming (chunks reassemble), logprobs', async () => {
@@ -155,12 +175,12 @@ test('errors come back in OpenAI shape', async () => {
     /max_tokens/,
   );
   await expectError(
-    client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 500 }),
+    client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: CONTEXT + 100 }),
     400,
-    /at most 64/,
+    new RegExp(`at most ${CONTEXT - 12}`),
   );
   await expectError(
-    client.completions.create({ model: 'tiny', prompt: 'Hello '.repeat(150), max_tokens: 10 }),
+    client.completions.create({ model: 'tiny', prompt: LONG, max_tokens: 10 }),
     400,
     /maximum context length/,
   );
@@ -181,7 +201,7 @@ test('errors come back in OpenAI shape', async () => {
   assert.equal(big.status, 413);
 });
 
-test('32 concurrent streams: the health endpoint answers within 50 ms; a dropped stream frees its slot', async () => {
+test('32 concurrent streams: the health endpoint answers within 50 ms', async () => {
   const streams = Array.from({ length: 32 }, (_, i) =>
     client.chat.completions.create({
       model: 'tiny',
@@ -212,105 +232,36 @@ test('32 concurrent streams: the health endpoint answers within 50 ms; a dropped
   }
   assert.ok(worst < 50, `health took ${worst.toFixed(1)} ms under load`);
   await Promise.all(drains);
-  // A client that disconnects mid-stream: its request leaves the engine.
+});
+
+test('a client that disconnects mid-stream: the worker stops decoding and frees the slot', async () => {
+  const maxTokens = CONTEXT - 12;
+  const body = { model: 'tiny', prompt: 'Hello', max_tokens: maxTokens, temperature: 1, seed: 5 };
+  // Without a disconnect this request runs to max_tokens (EOS is biased away).
+  const whole = await client.completions.create({ ...body, logit_bias: noEos });
+  assert.equal(whole.usage!.completion_tokens, maxTokens);
+  const before = server.engine.finished.length;
   const ctrl = new AbortController();
   const res = await fetch(`${server.url}/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'tiny',
-      prompt: 'Hello',
-      max_tokens: 64,
-      stream: true,
-      temperature: 1,
-    }),
+    body: JSON.stringify({ ...body, logit_bias: noEos, stream: true }),
     signal: ctrl.signal,
   });
   const reader = res.body!.getReader();
-  await reader.read();
+  const first = new TextDecoder().decode((await reader.read()).value);
+  assert.match(first, /"text"/, 'a token was streamed before the disconnect');
   ctrl.abort();
   const t0 = performance.now();
   while (server.engine.inFlight > 0 && performance.now() - t0 < 5000)
     await new Promise((r) => setTimeout(r, 10));
   assert.equal(server.engine.inFlight, 0);
-});
-
-test('streams: errors before the first token are HTTP errors; include_usage adds a usage chunk', async () => {
-  // Too long for the context: refused before the stream opens, so the client gets a 400.
-  for (const stream of [
-    () =>
-      client.completions.create({
-        model: 'tiny',
-        prompt: 'Hello '.repeat(150),
-        max_tokens: 10,
-        stream: true,
-      }),
-    () =>
-      client.chat.completions.create({
-        model: 'tiny',
-        messages: [{ role: 'user', content: 'Hello '.repeat(150) }],
-        max_tokens: 10,
-        stream: true,
-      }),
-  ]) {
-    await assert.rejects(
-      async () => {
-        for await (const _ of await stream()) {
-          // a 200 stream that just ends would get here and pass the rejects check
-        }
-      },
-      (e: unknown) =>
-        e instanceof OpenAI.APIError &&
-        e.status === 400 &&
-        e.code === 'context_length_exceeded' &&
-        /maximum context length/.test(e.message),
-    );
-  }
-  // include_usage: every chunk has usage null, then a last chunk with no choices and the usage
-  // a non-streamed request reports.
-  const messages = [{ role: 'user' as const, content: 'Hello number 3' }];
-  const plain = await client.chat.completions.create({
-    model: 'tiny',
-    messages,
-    max_tokens: 9,
-    temperature: 0,
-    n: 2,
-  });
-  const chunks = [];
-  for await (const ch of await client.chat.completions.create({
-    model: 'tiny',
-    messages,
-    max_tokens: 9,
-    temperature: 0,
-    n: 2,
-    stream: true,
-    stream_options: { include_usage: true },
-  }))
-    chunks.push(ch);
-  const last = chunks.at(-1)!;
-  assert.deepEqual(last.choices, []);
-  assert.deepEqual(last.usage, plain.usage);
-  assert.ok(chunks.slice(0, -1).every((ch) => ch.usage === null && ch.choices.length === 1));
-  const comp = [];
-  for await (const ch of await client.completions.create({
-    model: 'tiny',
-    prompt: 'Hello number 3',
-    max_tokens: 5,
-    temperature: 0,
-    stream: true,
-    stream_options: { include_usage: true },
-  }))
-    comp.push(ch);
-  assert.equal(comp.at(-1)!.usage!.prompt_tokens, tokenizer.encode('Hello number 3').length);
-  assert.ok(comp.at(-1)!.usage!.completion_tokens > 0);
-  // Without stream_options there is no usage chunk.
-  const bare = [];
-  for await (const ch of await client.chat.completions.create({
-    model: 'tiny',
-    messages,
-    max_tokens: 3,
-    stream: true,
-  }))
-    bare.push(ch);
-  assert.ok(bare.every((ch) => ch.choices.length === 1 && ch.usage == null));
+  const done = server.engine.finished.slice(before);
+  assert.equal(done.length, 1);
+  assert.equal(done[0]!.finish, 'cancelled');
+  assert.equal(done[0]!.maxTokens, maxTokens);
+  assert.ok(
+    done[0]!.completionTokens < maxTokens / 2,
+    `${done[0]!.completionTokens} of ${maxTokens} tokens decoded after the disconnect`,
+  );
 });

@@ -1,5 +1,5 @@
 // The tiny random LLaMA the server tests serve: a BPE tokenizer trained on a few sentences and
-// a 2-layer model with a 128-token context, saved as an HF directory.
+// a 2-layer model with a 512-token context (room for long streams), saved as an HF directory.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ const texts = Array.from(
   (_, i) => `Hello number ${i}, the weather is ${['sunny', 'rainy', 'cold'][i % 3]} today.`,
 );
 export const { tokenizer } = trainTinyTokenizer(texts, 400);
-export const CONTEXT = 128;
+export const CONTEXT = 512;
 const spec = {
   ...tinyLlamaConfig({
     vocabSize: 400,
