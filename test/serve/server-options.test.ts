@@ -145,7 +145,12 @@ test('--adapter: the served model is the merged model (prompt log-probs, greedy 
 });
 
 test('an API key is required when set: 401 in OpenAI shape without it or with a wrong one', async () => {
-  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: API_KEY }]) {
+  const refused: Record<string, string>[] = [
+    {},
+    { authorization: 'Bearer wrong' },
+    { authorization: API_KEY },
+  ];
+  for (const headers of refused) {
     const res = await fetch(`${server.url}/models`, { headers });
     assert.equal(res.status, 401);
     const body = (await res.json()) as { error: { code: string; type: string } };
