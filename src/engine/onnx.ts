@@ -123,7 +123,9 @@ class ModelEmitter implements Emitter {
       opType,
       input: [...inputs],
       output: [...outputs],
-      name: `${opType}_${this.nodes.length}`,
+      // Named after the first output (which carries the region path), so an ORT profile's
+      // kernel events say which part of the step each node belongs to.
+      name: `${opType}:${outputs[0] ?? this.nodes.length}`,
       attribute: Object.entries(attrs).map(([k, a]) => attrProto(k, a)),
       ...(domain ? { domain } : {}),
     });

@@ -219,18 +219,23 @@ function buildGraph(a: BuildArgs): { graph: Graph; dataInputs: ValueSpec[]; outp
       return { graph: g, dataInputs, outputs };
     }
   }
-  const { grad: clipped, norm } = clipGradNorm(flatGrad, a.o.max_grad_norm);
-  g.output(STEP_NAMES.gradNorm, norm);
   const p = g.input(STEP_NAMES.params, 'float32', [n]);
   const state = stateSlots(a.optimizer).map((s) => g.input(STEP_NAMES.slot(s), 'float32', [n]));
   const mask = a.decayMask ? g.input(STEP_NAMES.decayMask, 'bool', [n]) : undefined;
-  const upd = optimizerUpdate(a.optimizer, {
-    params: p,
-    grad: clipped,
-    state,
-    scalars: declareScalars(g, a.optimizer),
-    ...(mask ? { decayMask: mask } : {}),
+  const scalars = declareScalars(g, a.optimizer);
+  // A scope only names the values ('optimizer/...'), so profiles can tell the update apart.
+  const { norm, upd } = g.scope('optimizer', () => {
+    const { grad: clipped, norm } = clipGradNorm(flatGrad, a.o.max_grad_norm);
+    const upd = optimizerUpdate(a.optimizer, {
+      params: p,
+      grad: clipped,
+      state,
+      scalars,
+      ...(mask ? { decayMask: mask } : {}),
+    });
+    return { norm, upd };
   });
+  g.output(STEP_NAMES.gradNorm, norm);
   g.output(STEP_NAMES.paramsOut, upd.params);
   stateSlots(a.optimizer).forEach((s, i) => {
     g.output(STEP_NAMES.slotOut(s), upd.state[i] as Var);

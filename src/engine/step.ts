@@ -356,6 +356,12 @@ export class StepRunner implements Trainer {
     this.skipped = state.skipped ?? 0;
   }
 
+  /** End the ORT profiles of the sessions (created with `session.profilePrefix`), writing them. */
+  endProfiling(): void {
+    this.stepSession.endProfiling();
+    this.accumSession?.endProfiling();
+  }
+
   async release(): Promise<void> {
     await this.stepSession.release();
     await this.accumSession?.release();
