@@ -272,7 +272,9 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
   }
 
   // ---- loop --------------------------------------------------------------------------------
-  const metrics = new DurableJsonlAppender(join(cfg.output_dir, 'metrics.jsonl'));
+  const metricsPath = join(cfg.output_dir, 'metrics.jsonl');
+  keepMetricsUpTo(metricsPath, start);
+  const metrics = new DurableJsonlAppender(metricsPath);
   const logs: StepLog[] = [];
   const bar: TrainProgress = trainProgress({
     total: totalSteps,
@@ -362,6 +364,26 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
     truncated: packed.truncated,
     trainRows: packed.rows.length,
   };
+}
+
+/**
+ * A fresh run starts a new metrics log; a resumed one keeps the lines up to the step it resumes
+ * from (a killed run may have logged past its last checkpoint), so the file reads as one run.
+ */
+function keepMetricsUpTo(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      if (step === 0 || l.trim() === '') return false;
+      try {
+        const logged = (JSON.parse(l) as { step?: unknown }).step;
+        return typeof logged === 'number' && logged <= step;
+      } catch {
+        return false; // a line torn by the kill
+      }
+    });
+  writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
 }
 
 /** Writes optimizer state and trainer_state.json; the directory appears complete or not at all. */
