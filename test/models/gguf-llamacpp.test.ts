@@ -109,22 +109,26 @@ async function checkLogits(
 }
 
 describe('GGUF in llama.cpp', () => {
-  test('(a) our BPE tokenizer and llama.cpp (pre "gpt-2") give the same ids', async () => {
-    const s = spec({});
-    const path = join(dir, 'tok.gguf');
-    await exportGguf(path, s, randomLlamaWeights(s, 1), { tokenizer, fileType: 'f32' });
-    const model = await llama.loadModel({ modelPath: path });
-    try {
-      for (const text of TOKEN_TESTS) {
-        const ours = bpe.encode(text);
-        assert.deepEqual(tokenizer.encode(text), ours);
-        assert.deepEqual([...model.tokenize(text, true)], ours, JSON.stringify(text));
-        assert.equal(model.detokenize(ours as Token[], true), text);
+  for (const arch of ['llama', 'qwen2'] as const)
+    test(`(a) ${arch} export: our BPE tokenizer and llama.cpp (pre "gpt-2") give the same ids`, async () => {
+      const s = spec(arch === 'qwen2' ? { model_type: 'qwen2', tie_word_embeddings: true } : {});
+      const path = join(dir, `tok-${arch}.gguf`);
+      await exportGguf(path, s, randomLlamaWeights(s, 1), { tokenizer, fileType: 'f32' });
+      const reader = GgufReader.open(path);
+      assert.equal(reader.str('general.architecture'), arch);
+      reader.close();
+      const model = await llama.loadModel({ modelPath: path });
+      try {
+        for (const text of TOKEN_TESTS) {
+          const ours = bpe.encode(text);
+          assert.deepEqual(tokenizer.encode(text), ours);
+          assert.deepEqual([...model.tokenize(text, true)], ours, JSON.stringify(text));
+          assert.equal(model.detokenize(ours as Token[], true), text);
+        }
+      } finally {
+        await model.dispose();
       }
-    } finally {
-      await model.dispose();
-    }
-  });
+    });
 
   test('(c) llama export (Q/K permuted, GQA, untied): f32 logits within 1e-3 of the reference', async () => {
     const s = spec({});
