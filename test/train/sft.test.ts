@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -175,12 +175,13 @@ test('kill -9 during `instructkit sft`, then --resume-from-checkpoint: same fina
     generationConfig: null,
   });
   writeFileSync(join(dir, 'train.jsonl'), `${pairs.map((p) => JSON.stringify(p)).join('\n')}\n`);
+  // Long enough after the first checkpoint that the kill lands mid-run.
   const cfg = (out: string) => ({
     ...cfgBase(out),
     model_name_or_path: model,
     train_file: join(dir, 'train.jsonl'),
-    max_steps: 12,
-    save_steps: 2,
+    max_steps: 16,
+    save_steps: 4,
     use_worker: true,
   });
   writeFileSync(join(dir, 'ref.yaml'), JSON.stringify(cfg(join(dir, 'ref'))));
@@ -196,24 +197,53 @@ test('kill -9 during `instructkit sft`, then --resume-from-checkpoint: same fina
     });
     return {
       child,
-      done: new Promise<number | null>((r) => child.on('exit', (code) => r(code))),
+      done: new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.on('exit', (code, signal) => r({ code, signal })),
+      ),
       err: () => err,
     };
   };
   const ref = cli(['sft', '--config', join(dir, 'ref.yaml')]);
-  assert.equal(await ref.done, 0, ref.err());
+  assert.deepEqual(await ref.done, { code: 0, signal: null }, ref.err());
+  const run = join(dir, 'run');
   const first = cli(['sft', '--config', join(dir, 'run.yaml')]);
   while (
-    !existsSync(join(dir, 'run', 'checkpoint-6', 'trainer_state.json')) &&
+    !existsSync(join(run, 'checkpoint-4', 'trainer_state.json')) &&
     first.child.exitCode === null
   )
-    await new Promise((r) => setTimeout(r, 20));
-  first.child.kill('SIGKILL');
-  await first.done;
+    await new Promise((r) => setTimeout(r, 5));
+  assert.equal(first.child.exitCode, null, `the run ended before the kill: ${first.err()}`);
+  assert.ok(first.child.kill('SIGKILL'));
+  assert.deepEqual(await first.done, { code: null, signal: 'SIGKILL' }, 'killed by SIGKILL');
+  assert.ok(!existsSync(join(run, 'model.safetensors')), 'no final weights after the kill');
+  const kept = Math.max(
+    ...readdirSync(run)
+      .map((n) => /^checkpoint-(\d+)$/.exec(n))
+      .filter((m) => m !== null && existsSync(join(run, m[0], 'trainer_state.json')))
+      .map((m) => Number(m![1])),
+  );
+  assert.ok(kept >= 4 && kept < 16, `last complete checkpoint ${kept}`);
+  const logged = (file: string) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { step: number });
+  const before = logged(join(run, 'metrics.jsonl')).filter((l) => l.step <= kept);
+
   const second = cli(['sft', '--config', join(dir, 'run.yaml'), '--resume-from-checkpoint']);
-  assert.equal(await second.done, 0, second.err());
+  assert.deepEqual(await second.done, { code: 0, signal: null }, second.err());
+  // It resumed rather than started over: the steps up to the checkpoint keep the killed run's
+  // log lines (their tokens/s are timings a rerun would not reproduce).
+  const after = logged(join(run, 'metrics.jsonl'));
+  assert.deepEqual(after.slice(0, before.length), before);
   assert.deepEqual(
-    readFileSync(join(dir, 'run', 'model.safetensors')),
-    readFileSync(join(dir, 'ref', 'model.safetensors')),
+    after.map((l) => l.step),
+    Array.from({ length: 16 }, (_, i) => i + 1),
+  );
+  assert.ok(
+    readFileSync(join(run, 'model.safetensors')).equals(
+      readFileSync(join(dir, 'ref', 'model.safetensors')),
+    ),
+    'resumed weights equal the uninterrupted run bit for bit',
   );
 });
