@@ -64,6 +64,10 @@ export class InferenceEngine {
   readonly finished: FinishedRequest[] = [];
   #nextId = 1;
   #closed = false;
+  #closing: Promise<void> | undefined;
+  /** Requests cancelled by close() that the worker has not yet reported finished. */
+  readonly #draining = new Set<number>();
+  #drained: (() => void) | undefined;
 
   private constructor(worker: Worker, info: ModelInfo, maxConcurrent: number) {
     this.#worker = worker;
@@ -105,6 +109,8 @@ export class InferenceEngine {
 
   #onMessage(m: FromWorker): void {
     if (m.type === 'ready' || m.type === 'fatal') return;
+    if (m.type !== 'delta' && this.#draining.delete(m.id) && this.#draining.size === 0)
+      this.#drained?.();
     const w = this.#waiters.get(m.id);
     if (!w) return;
     if (m.type === 'delta') {
@@ -174,10 +180,28 @@ export class InferenceEngine {
     if (!this.#closed) this.#worker.postMessage(m);
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the worker. onnxruntime aborts the whole process when a worker thread is terminated
+   * inside a session run, so requests in flight are first cancelled and the worker is
+   * terminated once it has reported them all finished (it is then idle between steps).
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
     this.#closed = true;
-    for (const w of this.#waiters.values()) w.reject(new ApiError(503, 'server shutting down'));
+    for (const [id, w] of this.#waiters) {
+      w.reject(new ApiError(503, 'server shutting down'));
+      this.#draining.add(id);
+      this.#worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
+    }
     this.#waiters.clear();
-    await this.#worker.terminate();
+    this.#closing = (async () => {
+      if (this.#draining.size > 0)
+        await new Promise<void>((resolve) => {
+          this.#drained = resolve;
+          setTimeout(resolve, 10_000).unref();
+        });
+      await this.#worker.terminate();
+    })();
+    return this.#closing;
   }
 }
