@@ -1,6 +1,7 @@
 // `instructkit serve --model DIR [--adapter DIR] --port P`: the OpenAI-compatible server.
 import type { Command } from 'commander';
 import { startServer } from '../serve/listen.ts';
+import { ConfigError } from '../util/errors.ts';
 
 export function registerServe(program: Command): void {
   program
@@ -31,6 +32,15 @@ export function registerServe(program: Command): void {
       }) => {
         const { env } = await import('../util/env.ts');
         const apiKey = o.apiKeyEnv ? env.named(o.apiKeyEnv) : undefined;
+        // An unset variable must not quietly serve without a key: the user asked for one.
+        if (o.apiKeyEnv && !apiKey)
+          throw new ConfigError(
+            `environment variable ${o.apiKeyEnv} is not set (or empty), so there is no API key to require`,
+            { field: 'api-key-env' },
+            {
+              hint: `export ${o.apiKeyEnv}=<key>, or leave out --api-key-env to serve without a key`,
+            },
+          );
         const s = await startServer({ ...o, ...(apiKey ? { apiKey } : {}) });
         process.stderr.write(`serving ${o.model} as '${o.modelName}' at ${s.url}\n`);
         const stop = async () => {

@@ -2,6 +2,7 @@
 // /v1/chat/completions (streaming as server-sent events in OpenAI's chunk format, n, sampling
 // controls, stop, logprobs / top_logprobs, echo, usage), GET /health, and OpenAI-shaped errors
 // for bad JSON, unknown models, over-long prompts, limits and missing keys.
+import { randomInt } from 'node:crypto';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
@@ -80,6 +81,12 @@ function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   }
   return r.data;
 }
+
+/**
+ * The sampling seed of a request: the client's `seed` (reproducible), or else a fresh one, so
+ * that repeated sampled requests differ, as with OpenAI.
+ */
+const requestSeed = (seed: number | null | undefined): number => seed ?? randomInt(0x7fffffff);
 
 const randomId = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 14)}`;
 
@@ -171,6 +178,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
 
   function params(
     r: z.infer<typeof CompletionRequest> | z.infer<typeof ChatRequest>,
+    seed: number,
     logprobs: number,
     echo: boolean,
     i: number,
@@ -212,7 +220,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
       ...(r.logit_bias && Object.keys(r.logit_bias).length > 0 ? { logitBias: r.logit_bias } : {}),
       stop:
         r.stop === undefined || r.stop === null ? [] : Array.isArray(r.stop) ? r.stop : [r.stop],
-      seed: (r.seed ?? 0) + i,
+      seed: seed + i,
       logprobs,
       echo,
     };
@@ -307,6 +315,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
 
   app.post('/v1/completions', async (c) => {
     const r = parseBody(CompletionRequest, await readJson(c));
+    const seed = requestSeed(r.seed);
     const prompts = Array.isArray(r.prompt) ? r.prompt : [r.prompt];
     const n = r.n ?? 1;
     const lp = r.logprobs ?? -1;
@@ -317,7 +326,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
       Array.from({ length: n }, (_, k) => ({
         prompt: p,
         index: pi * n + k,
-        params: params(r, lp, echo, k),
+        params: params(r, seed, lp, echo, k),
       })),
     );
     const abort = requestAbort(c);
@@ -386,6 +395,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
 
   app.post('/v1/chat/completions', async (c) => {
     const r = parseBody(ChatRequest, await readJson(c));
+    const seed = requestSeed(r.seed);
     const template = engine.info.chatTemplate;
     if (!template) throw new ApiError(400, 'this model has no chat template; use /v1/completions');
     const prompt = applyChatTemplate(
@@ -400,7 +410,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     const jobs: Job[] = Array.from({ length: n }, (_, k) => ({
       prompt,
       index: k,
-      params: params(r, lp, false, k),
+      params: params(r, seed, lp, false, k),
     }));
     const abort = requestAbort(c);
     const run = launch(jobs, abort.signal, () => abort.abort(), r.stream ?? false);

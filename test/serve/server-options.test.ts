@@ -10,16 +10,9 @@ import { after, before, test } from 'node:test';
 import OpenAI from 'openai';
 import { generate, lastLogits } from '../../src/models/generate.ts';
 import { CausalLM } from '../../src/models/lm.ts';
-import {
-  type LoraAdapter,
-  type LoraPair,
-  mergeLora,
-  parseAdapterConfig,
-  savePeftAdapter,
-} from '../../src/models/peft.ts';
+import { mergeLora, savePeftAdapter } from '../../src/models/peft.ts';
 import { type RunningServer, startServer } from '../../src/serve/listen.ts';
-import { Rng } from '../../src/util/rng.ts';
-import { lm, saveTinyModel, tokenizer } from './tiny-model.ts';
+import { lm, randomAdapter, saveTinyModel, tokenizer } from './tiny-model.ts';
 
 // Keeps a stream going to max_tokens: the random model may otherwise end it early with EOS.
 const noEos = { [String(tokenizer.eos!.id)]: -100 };
@@ -28,34 +21,6 @@ const API_KEY = 'sk-local-test';
 let server: RunningServer;
 let client: OpenAI;
 
-/** A rank-4 adapter on q_proj and v_proj of every layer, with random (non-zero) A and B. */
-function randomAdapter(): LoraAdapter {
-  const rng = new Rng('serve-adapter');
-  const r = 4;
-  const { hiddenSize: d, numHeads, numKvHeads, headDim, numLayers } = lm.spec;
-  const modules = new Map<string, LoraPair>();
-  const mat = (rows: number, cols: number) => ({
-    shape: [rows, cols],
-    data: Float32Array.from({ length: rows * cols }, () => 0.5 * rng.normal()),
-  });
-  for (let l = 0; l < numLayers; l++) {
-    modules.set(`model.layers.${l}.self_attn.q_proj`, {
-      A: mat(r, d),
-      B: mat(numHeads * headDim, r),
-    });
-    modules.set(`model.layers.${l}.self_attn.v_proj`, {
-      A: mat(r, d),
-      B: mat(numKvHeads * headDim, r),
-    });
-  }
-  const config = parseAdapterConfig({
-    r,
-    lora_alpha: 8,
-    target_modules: ['q_proj', 'v_proj'],
-    base_model_name_or_path: 'tiny',
-  });
-  return { config, modules };
-}
 const adapter = randomAdapter();
 const merged = new CausalLM(lm.spec, mergeLora(lm.weights, adapter), tokenizer);
 

@@ -113,6 +113,36 @@ test('top_p reaches sampling: a tiny nucleus samples the greedy text whatever th
   assert.deepEqual(nucleus, [greedy, greedy, greedy, greedy]);
 });
 
+test('without a seed repeated sampled requests differ; with the same seed they repeat', async () => {
+  const req = {
+    model: 'tiny',
+    prompt: 'Hello number 8',
+    max_tokens: 16,
+    temperature: 1,
+    logit_bias: noEos,
+  };
+  const unseeded = await Promise.all([1, 2, 3, 4].map(() => client.completions.create(req)));
+  const distinct = new Set(unseeded.map((r) => r.choices[0]!.text));
+  assert.ok(distinct.size >= 2, `4 unseeded samples gave ${distinct.size} distinct text(s)`);
+  const chat = async (seed?: number) =>
+    (
+      await client.chat.completions.create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hello number 8' }],
+        max_tokens: 16,
+        temperature: 1,
+        logit_bias: noEos,
+        ...(seed === undefined ? {} : { seed }),
+      })
+    ).choices[0]!.message.content;
+  const chats = new Set(await Promise.all([1, 2, 3, 4].map(() => chat())));
+  assert.ok(chats.size >= 2, 'unseeded chat samples differ too');
+  const a = await client.completions.create({ ...req, seed: 77 });
+  const b = await client.completions.create({ ...req, seed: 77 });
+  assert.equal(a.choices[0]!.text, b.choices[0]!.text);
+  assert.equal(await chat(78), await chat(78));
+});
+
 test('chat: plain, streaming (chunks reassemble), logprobs', async () => {
   const messages = [{ role: 'user' as const, content: 'Hello number 7' }];
   const plain = await client.chat.completions.create({

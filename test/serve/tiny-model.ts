@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveCheckpoint } from '../../src/models/checkpoint.ts';
 import { CausalLM } from '../../src/models/lm.ts';
+import { type LoraAdapter, type LoraPair, parseAdapterConfig } from '../../src/models/peft.ts';
 import { tinyLlamaConfig, trainTinyTokenizer } from '../../src/models/tiny.ts';
+import { Rng } from '../../src/util/rng.ts';
 
 const texts = Array.from(
   { length: 100 },
@@ -39,4 +41,33 @@ export async function saveTinyModel(): Promise<string> {
     generationConfig: null,
   });
   return dir;
+}
+
+/** A rank-4 PEFT adapter on q_proj and v_proj of every layer, with random (non-zero) A and B. */
+export function randomAdapter(): LoraAdapter {
+  const rng = new Rng('serve-adapter');
+  const r = 4;
+  const { hiddenSize: d, numHeads, numKvHeads, headDim, numLayers } = lm.spec;
+  const modules = new Map<string, LoraPair>();
+  const mat = (rows: number, cols: number) => ({
+    shape: [rows, cols],
+    data: Float32Array.from({ length: rows * cols }, () => 0.5 * rng.normal()),
+  });
+  for (let l = 0; l < numLayers; l++) {
+    modules.set(`model.layers.${l}.self_attn.q_proj`, {
+      A: mat(r, d),
+      B: mat(numHeads * headDim, r),
+    });
+    modules.set(`model.layers.${l}.self_attn.v_proj`, {
+      A: mat(r, d),
+      B: mat(numKvHeads * headDim, r),
+    });
+  }
+  const config = parseAdapterConfig({
+    r,
+    lora_alpha: 8,
+    target_modules: ['q_proj', 'v_proj'],
+    base_model_name_or_path: 'tiny',
+  });
+  return { config, modules };
 }
