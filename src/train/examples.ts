@@ -29,10 +29,21 @@ function chatExample(
   where: string,
   completionOnly: boolean,
 ): TokenizedExample {
-  const rendered = renderChatTemplate(template, r.messages, {
-    bosToken: tok.bos?.token ?? null,
-    eosToken: tok.eos?.token ?? null,
-  });
+  let rendered: ReturnType<typeof renderChatTemplate>;
+  try {
+    rendered = renderChatTemplate(template, r.messages, {
+      bosToken: tok.bos?.token ?? null,
+      eosToken: tok.eos?.token ?? null,
+    });
+  } catch (e) {
+    // A template that drops a message's content cannot be masked: name the example.
+    if (e instanceof DataError)
+      throw new TrainingError(`${where}: ${e.message}`, undefined, {
+        cause: e,
+        hint: 'the chat template must render every message content verbatim',
+      });
+    throw e;
+  }
   const ids: number[] = [];
   const mask: number[] = [];
   const push = (text: string, inLoss: boolean) => {
@@ -44,10 +55,12 @@ function chatExample(
   };
   let cursor = 0;
   let assistant = 0;
-  for (const s of rendered.spans) {
+  for (const [i, s] of rendered.spans.entries()) {
     if (s.role !== 'assistant') continue;
     if (s.contentEnd <= s.contentStart)
-      throw new TrainingError(`${where}: the chat template renders an empty assistant turn`);
+      throw new TrainingError(
+        `${where}: assistant message ${i} renders empty (an empty reply, or a template that leaves the assistant span empty), so there is nothing to learn from it`,
+      );
     if (s.end === s.contentEnd) {
       throw new TrainingError(
         `${where}: the chat template leaves no end-of-turn marker after the assistant reply, so the model could not learn to stop`,

@@ -8,15 +8,15 @@ export const corpus = Array.from(
   { length: 60 },
   (_, i) => `Fact ${i}: the colour of item ${i} is ${['red', 'blue', 'green'][i % 3]}.`,
 );
-export const { tokenizer } = trainTinyTokenizer(corpus, 400);
+export const { tokenizer, bpe } = trainTinyTokenizer(corpus, 400);
 export const eos = tokenizer.eos!.id;
 
-export const smallSpec = () => ({
+export const smallSpec = (maxPositions = 64) => ({
   ...tinyLlamaConfig({
     vocabSize: 400,
     eosTokenId: eos,
     padTokenId: tokenizer.pad!.id,
-    maxPositions: 64,
+    maxPositions,
   }),
   hiddenSize: 32,
   intermediateSize: 64,
