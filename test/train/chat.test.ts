@@ -175,6 +175,6 @@ test('an empty assistant reply, or a template that leaves the assistant span emp
       }),
     (e: unknown) =>
       e instanceof TrainingError &&
-      /^record 1: .*cannot locate the content of message 1/.test(e.message),
+      /^record 1: .*cannot locate the content of message 2 \(assistant\)/.test(e.message),
   );
 });
