@@ -4,7 +4,8 @@ import { parseHfConfig } from '../../src/models/config.ts';
 import { Decoder, type Sequence, type TokenEvent } from '../../src/models/decoding.ts';
 import { generate, lastLogits } from '../../src/models/generate.ts';
 import { CausalLM } from '../../src/models/lm.ts';
-import { argmax, sampleToken } from '../../src/models/sampling.ts';
+import { argmax, logSoftmaxRow, sampleToken } from '../../src/models/sampling.ts';
+import { ConfigError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 function tinySpec(extra: Record<string, unknown> = {}) {
@@ -182,4 +183,75 @@ test('cancel is honoured while queued, during the prefill run and during a decod
   dec.cancel(other);
   assert.equal(other.finishReason, 'length');
   assert.deepEqual(await dec.step(), []);
+});
+
+test('presence/frequency penalties and logit_bias in generate() equal a hand-run greedy loop', async () => {
+  const lm = CausalLM.random(tinySpec(), 6);
+  const prompt = [7, 1, 1, 4, 8, 30, 2];
+  const n = 16;
+  /** Greedy by full recomputation with OpenAI's penalties over generated tokens, and a bias. */
+  const byHand = async (presence: number, frequency: number, bias: Record<string, number> = {}) => {
+    const seq = [...prompt];
+    const counts = new Map<number, number>();
+    const out: { tokens: number[]; logprobs: number[] } = { tokens: [], logprobs: [] };
+    for (let k = 0; k < n; k++) {
+      const raw = await lastLogits(lm, seq);
+      const l = Float64Array.from(raw);
+      for (const [id, b] of Object.entries(bias)) l[Number(id)]! += b;
+      for (const [t, c] of counts) l[t]! -= frequency * c + presence * (c > 0 ? 1 : 0);
+      const t = argmax(l);
+      out.tokens.push(t);
+      out.logprobs.push(logSoftmaxRow(raw)[t]!);
+      counts.set(t, (counts.get(t) ?? 0) + 1);
+      seq.push(t);
+    }
+    return out;
+  };
+  const plain = (await generate(lm, [prompt], { max_new_tokens: n, stop_token_ids: [] }))[0]!;
+  const cases: [number, number, Record<string, number>][] = [
+    [1.5, 0, {}],
+    [0, 0.8, {}],
+    [0.4, 0.6, { [String(plain.tokens[0]!)]: -100, '3': 1.5 }],
+  ];
+  for (const [presence, frequency, bias] of cases) {
+    const [r] = await generate(lm, [prompt], {
+      max_new_tokens: n,
+      stop_token_ids: [],
+      presence_penalty: presence,
+      frequency_penalty: frequency,
+      logit_bias: bias,
+    });
+    const want = await byHand(presence, frequency, bias);
+    assert.deepEqual(r!.tokens, want.tokens, `presence ${presence}, frequency ${frequency}`);
+    // Reported log-probs are the model's, before any processor.
+    for (const [k, lp] of r!.logprobs.entries()) assert.ok(Math.abs(lp - want.logprobs[k]!) < 1e-4);
+    assert.notDeepEqual(r!.tokens, plain.tokens, 'the penalties change the output');
+  }
+  // The penalties count generated tokens only: token 1 appears twice in the prompt; a bias
+  // 3 above its gap to the best token makes it win the first step, which a penalty of
+  // 2·2 + 2 = 6 from counting the prompt would undo.
+  const first = await lastLogits(lm, prompt);
+  const gap = Math.max(...first.filter((_, i) => i !== 1)) - first[1]!;
+  const [p0] = await generate(lm, [prompt], {
+    max_new_tokens: 1,
+    stop_token_ids: [],
+    presence_penalty: 2,
+    frequency_penalty: 2,
+    logit_bias: { '1': gap + 3 },
+  });
+  assert.deepEqual(p0!.tokens, [1]);
+  // A +100 bias makes one token certain even when sampling.
+  const [forced] = await generate(lm, [prompt], {
+    max_new_tokens: 6,
+    stop_token_ids: [],
+    temperature: 1,
+    seed: 2,
+    logit_bias: { '9': 100 },
+  });
+  assert.deepEqual(forced!.tokens, [9, 9, 9, 9, 9, 9]);
+  // Bad values are rejected up front, naming the field.
+  await assert.rejects(
+    generate(lm, [prompt], { max_new_tokens: 4, logit_bias: { '61': 1 } }),
+    (e: unknown) => e instanceof ConfigError && e.field === 'logit_bias.61',
+  );
 });

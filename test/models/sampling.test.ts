@@ -3,9 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  applyLogitProcessors,
+  applyPresenceFrequency,
   applyRepetitionPenalty,
   argmax,
   checkSampling,
+  logitBiasEntries,
   nextTokenDistribution,
   sampleToken,
   topEntries,
@@ -152,8 +155,93 @@ test('bad sampling parameters are ConfigErrors naming the field', () => {
   assert.equal(field({ top_p: 0 }), 'top_p');
   assert.equal(field({ top_p: 1.2 }), 'top_p');
   assert.equal(field({ repetition_penalty: 0 }), 'repetition_penalty');
+  assert.equal(field({ presence_penalty: 2.5 }), 'presence_penalty');
+  assert.equal(field({ frequency_penalty: -3 }), 'frequency_penalty');
+  assert.equal(field({ frequency_penalty: Number.NaN }), 'frequency_penalty');
+  assert.equal(field({ logit_bias: { x: 1 } }), 'logit_bias.x');
+  assert.equal(field({ logit_bias: { '3': 101 } }), 'logit_bias.3');
+  assert.equal(field({ logit_bias: { '-1': 1 } }), 'logit_bias.-1');
   assert.equal(
-    field({ temperature: 0.7, top_k: 40, top_p: 0.95, repetition_penalty: 1.1 }),
+    field({
+      temperature: 0.7,
+      top_k: 40,
+      top_p: 0.95,
+      repetition_penalty: 1.1,
+      presence_penalty: -2,
+      frequency_penalty: 2,
+      logit_bias: { '5': -100, '0': 100 },
+    }),
     undefined,
   );
+});
+
+test("presence and frequency penalties follow OpenAI's definition over generated-token counts", () => {
+  const logits = Float32Array.from([1, 2, 3, 4, -1]);
+  const counts = new Map([
+    [1, 2],
+    [3, 1],
+    [4, 0],
+  ]);
+  applyPresenceFrequency(logits, counts, 0.5, 0.25);
+  // logit[j] -= frequency · c[j] + presence · (c[j] > 0)
+  const want = [1, 2 - 0.25 * 2 - 0.5, 3, 4 - 0.25 - 0.5, -1];
+  for (const [i, w] of want.entries()) assert.ok(Math.abs(logits[i]! - w) < 1e-6, `token ${i}`);
+  // Negative values encourage repetition.
+  const l2 = Float32Array.from([0, 0]);
+  applyPresenceFrequency(l2, new Map([[1, 3]]), -1, -0.5);
+  assert.deepEqual([...l2], [0, 2.5]);
+  // They change the greedy choice: token 3 (count 1) loses to token 2 once penalised enough.
+  assert.equal(sampleToken(Float32Array.from([1, 2, 3, 4]), {}, new Rng(0)), 3);
+  assert.equal(
+    sampleToken(
+      Float32Array.from([1, 2, 3, 4]),
+      { presence_penalty: 1, frequency_penalty: 0.5 },
+      new Rng(0),
+      [],
+      new Map([[3, 1]]),
+    ),
+    2,
+  );
+});
+
+test('logit_bias adds per token; processors run bias, repetition, then presence/frequency', () => {
+  assert.deepEqual(
+    new Map(logitBiasEntries({ '2': 5, '0': -100 })),
+    new Map([
+      [2, 5],
+      [0, -100],
+    ]),
+  );
+  assert.deepEqual(logitBiasEntries(new Map([[7, 1]])), [[7, 1]]);
+  assert.throws(() => logitBiasEntries({ '9': 1 }, 8), /logit_bias key '9'/);
+  const l = Float32Array.from([1, 2, 3, 4]);
+  applyLogitProcessors(l, { logit_bias: { '2': 5, '0': -100 } });
+  assert.deepEqual([...l], [-99, 2, 8, 4]);
+  // +100 makes a token certain at any temperature; -100 excludes it.
+  for (let i = 0; i < 20; i++)
+    assert.equal(
+      sampleToken(
+        Float32Array.from([1, 2, 3, 4]),
+        { temperature: 1, logit_bias: { '0': 100 } },
+        new Rng(i),
+      ),
+      0,
+    );
+  assert.equal(
+    sampleToken(Float32Array.from([1, 2, 3, 4]), { logit_bias: { '3': -100 } }, new Rng(0)),
+    2,
+  );
+  // Order: (2 + 2) / 2 − (0.5 + 0.25) = 1.25; repetition before bias would give 2/2 + 2 − 0.75.
+  const o = Float32Array.from([2]);
+  applyLogitProcessors(
+    o,
+    {
+      logit_bias: { '0': 2 },
+      repetition_penalty: 2,
+      presence_penalty: 0.5,
+      frequency_penalty: 0.25,
+    },
+    { seen: [0], counts: new Map([[0, 1]]) },
+  );
+  assert.ok(Math.abs(o[0]! - 1.25) < 1e-6, `${o[0]}`);
 });
