@@ -1,9 +1,10 @@
 // Turns training records into token ids with a loss mask: prompt/completion pairs, Alpaca
-// instruction records, task examples, chat conversations (through the model's chat template,
-// loss on assistant turns and their end-of-turn marker) and plain text ({text} records or .txt
-// lines, loss on everything). Bad records name the file, line and field.
+// instruction records (rendered with the instruction_template: the Alpaca layout, the chat
+// template, or a Jinja prompt template), task examples, chat conversations (through the
+// model's chat template, loss on assistant turns and their end-of-turn marker) and plain text
+// ({text} records or .txt lines, loss on everything). Bad records name the file, line and field.
 import { readFileSync } from 'node:fs';
-import { instructionToPromptCompletion } from '../data/convert.ts';
+import { instructionToChat, instructionToPromptCompletion } from '../data/convert.ts';
 import { formatOf } from '../data/io.ts';
 import { readJsonArray } from '../data/json-array.ts';
 import { readParquetRows } from '../data/parquet.ts';
@@ -14,13 +15,62 @@ import {
   TaskExample,
 } from '../data/records.ts';
 import { renderChatTemplate } from '../data/templates/chat.ts';
+import { JinjaTemplate } from '../data/templates/jinja.ts';
 import type { Tokenizer } from '../models/tokenizer.ts';
-import { DataError, TrainingError } from '../util/errors.ts';
+import { ConfigError, DataError, TrainingError } from '../util/errors.ts';
 import { readJsonl } from '../util/jsonl.ts';
 import { type TokenizedExample, type TokenizeOptions, tokenizePair, tokenizeText } from './data.ts';
 
 /** A file path, or records in memory. */
 export type ExampleSource = string | readonly Record<string, unknown>[];
+
+/** Built-in ways to render {instruction, input, output} records. */
+export const INSTRUCTION_TEMPLATES = ['alpaca', 'chat'] as const;
+
+/**
+ * How instruction records become training text: 'alpaca' (ALPACA_LAYOUT prompt, the output as
+ * completion), 'chat' (a user turn and an assistant turn through the model's chat template), or
+ * a prompt renderer built from a Jinja template over {instruction, input}.
+ */
+export type InstructionFormat =
+  | { kind: 'alpaca' }
+  | { kind: 'chat' }
+  | { kind: 'jinja'; source: string; render: (r: InstructionRecord) => string };
+
+/**
+ * Resolves the instruction_template setting: a built-in name, or a Jinja template string
+ * (anything with `{{` or `{%`) that renders the prompt and uses `instruction`.
+ * @throws ConfigError naming instruction_template for an unknown name or a template that does
+ *   not parse, fails to render, or ignores the instruction.
+ */
+export function instructionFormat(spec: string): InstructionFormat {
+  const r = tryInstructionFormat(spec);
+  if (typeof r === 'string') throw new ConfigError(r, { field: 'instruction_template' });
+  return r;
+}
+
+/** The format, or what is wrong with the setting (for config validation). */
+export function tryInstructionFormat(spec: string): InstructionFormat | string {
+  if (spec === 'alpaca' || spec === 'chat') return { kind: spec };
+  if (!/\{\{|\{%/.test(spec))
+    return `unknown instruction template '${spec}' (use ${INSTRUCTION_TEMPLATES.join(', ')}, or a Jinja template of the prompt such as "{{ instruction }}\\n{{ input }}\\nAnswer:")`;
+  let t: JinjaTemplate;
+  try {
+    t = new JinjaTemplate(spec);
+  } catch (e) {
+    return `Jinja syntax error: ${(e as Error).message}`;
+  }
+  const render = (r: InstructionRecord) =>
+    t.render({ instruction: r.instruction, input: r.input ?? '' });
+  const probe = '\u0001instruction\u0001';
+  try {
+    if (!render({ instruction: probe, input: 'x', output: '' }).includes(probe))
+      return 'the template does not use {{ instruction }}';
+  } catch (e) {
+    return `the template fails to render: ${(e as Error).message}`;
+  }
+  return { kind: 'jinja', source: spec, render };
+}
 
 function chatExample(
   tok: Tokenizer,
@@ -77,10 +127,16 @@ function chatExample(
   return { ids, lossMask: mask };
 }
 
+/** Tokenisation settings plus how instruction records are rendered. */
+export interface ExampleOptions extends TokenizeOptions {
+  /** @default alpaca */
+  instructionFormat?: InstructionFormat;
+}
+
 function toExample(
   raw: Record<string, unknown>,
   tok: Tokenizer,
-  o: TokenizeOptions,
+  o: ExampleOptions,
   chatTemplate: string | null,
   loc: { file?: string; line?: number },
 ): TokenizedExample {
@@ -113,8 +169,26 @@ function toExample(
     return chatExample(tok, chatTemplate, parse(ChatRecord), where, o.completionOnly ?? true);
   }
   if ('instruction' in raw) {
-    const pc = instructionToPromptCompletion(parse(InstructionRecord));
-    return tokenizePair(tok, pc.prompt, pc.completion, o);
+    const r = parse(InstructionRecord);
+    const f = o.instructionFormat ?? { kind: 'alpaca' };
+    if (f.kind === 'chat') {
+      if (!chatTemplate)
+        throw new ConfigError(
+          "instruction_template 'chat' needs a tokenizer with a chat_template",
+          { field: 'instruction_template' },
+        );
+      return chatExample(tok, chatTemplate, instructionToChat(r), where, o.completionOnly ?? true);
+    }
+    let prompt: string;
+    try {
+      prompt = f.kind === 'jinja' ? f.render(r) : instructionToPromptCompletion(r).prompt;
+    } catch (e) {
+      throw new DataError(
+        `instruction_template fails on this record: ${(e as Error).message}`,
+        loc,
+      );
+    }
+    return tokenizePair(tok, prompt, r.output, o);
   }
   if ('prompt' in raw) {
     const pc = parse(PromptCompletionRecord);
@@ -134,7 +208,7 @@ function toExample(
 export async function loadExamples(
   source: ExampleSource,
   tok: Tokenizer,
-  o: TokenizeOptions,
+  o: ExampleOptions,
   chatTemplate: string | null,
 ): Promise<TokenizedExample[]> {
   const out: TokenizedExample[] = [];

@@ -25,7 +25,12 @@ import {
   type TokenizedExample,
 } from './data.ts';
 import { evalLoss } from './eval-loss.ts';
-import { type ExampleSource, loadExamples } from './examples.ts';
+import {
+  type ExampleSource,
+  instructionFormat,
+  loadExamples,
+  tryInstructionFormat,
+} from './examples.ts';
 import { type TrainProgress, trainProgress } from './progress.ts';
 
 export const SftConfig = z.strictObject({
@@ -43,6 +48,20 @@ export const SftConfig = z.strictObject({
   gradient_accumulation_steps: z.number().int().positive().default(1),
   max_length: z.number().int().positive().default(1024),
   packing: z.boolean().default(false),
+  /**
+   * How {instruction, input, output} records are rendered: 'alpaca' (ALPACA_LAYOUT prompt),
+   * 'chat' (through the model's chat template), or a Jinja template of the prompt over
+   * instruction and input, e.g. "{{ instruction }}{% if input %}\n\n{{ input }}{% endif %}\nAnswer:".
+   * The output is the completion.
+   */
+  instruction_template: z
+    .string()
+    .min(1)
+    .default('alpaca')
+    .superRefine((v, ctx) => {
+      const r = tryInstructionFormat(v);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+    }),
   /** Loss on completion / assistant tokens only; false trains on every token (pretraining). */
   completion_only_loss: z.boolean().default(true),
   lr_scheduler_type: z
@@ -186,7 +205,11 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
   }
 
   // ---- data --------------------------------------------------------------------------------
-  const tokOpts = { completionOnly: cfg.completion_only_loss, eosId };
+  const tokOpts = {
+    completionOnly: cfg.completion_only_loss,
+    eosId,
+    instructionFormat: instructionFormat(cfg.instruction_template),
+  };
   const trainEx: TokenizedExample[] = await loadExamples(
     deps.train ?? cfg.train_file,
     tok,
