@@ -1,9 +1,16 @@
 // `instructkit sft` and `instructkit pretrain`: a YAML config (TRL SFTConfig names) and/or flags
-// → parseSftConfig → trainSft. pretrain is the same trainer with the loss on every token.
+// → parseSftConfig → trainSft. pretrain is the same trainer with the loss on every token, and
+// with --init-tiny it starts from the built-in tiny shape, so a text file is all it needs.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readConfigFile } from '../data/config.ts';
+import { CausalLM } from '../models/lm.ts';
+import { tinyLlamaConfig, trainTinyTokenizer } from '../models/tiny.ts';
 import { parseSftConfig, trainSft } from '../train/sft.ts';
 import { ConfigError } from '../util/errors.ts';
+
+/** model_name_or_path recorded for a model made by --init-tiny. */
+const TINY_NAME = 'instructkit-tiny (random init)';
 
 /** `--key value` flags map onto config keys: --learning-rate → learning_rate. */
 function flagsToConfig(flags: Record<string, unknown>): Record<string, unknown> {
@@ -26,18 +33,53 @@ const bool = (v: string): boolean => {
   throw new ConfigError(`expected true or false, got '${v}'`);
 };
 
+/**
+ * The built-in tiny LLaMA, freshly initialised, with a BPE vocabulary trained on the lines of
+ * the training text: how the built-in base model is made from text alone.
+ */
+function tinyFromText(trainFile: string, vocabSize: number, seed: number): CausalLM {
+  if (!trainFile.endsWith('.txt'))
+    throw new ConfigError('--init-tiny trains its tokenizer on a .txt train file', {
+      field: 'train_file',
+    });
+  let lines: string[];
+  try {
+    lines = readFileSync(trainFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
+  } catch (e) {
+    throw new ConfigError(`cannot read: ${(e as Error).message}`, { file: trainFile });
+  }
+  const { tokenizer } = trainTinyTokenizer(lines, vocabSize);
+  const spec = tinyLlamaConfig({
+    vocabSize,
+    eosTokenId: tokenizer.eos!.id,
+    padTokenId: tokenizer.pad!.id,
+  });
+  return CausalLM.random(spec, seed, tokenizer);
+}
+
 async function run(flags: Record<string, unknown>, pretrain: boolean): Promise<void> {
-  const src = flags.config ? await readConfigFile(String(flags.config)) : { value: {} };
+  const { initTiny, vocabSize, ...rest } = flags;
+  const src = rest.config ? await readConfigFile(String(rest.config)) : { value: {} };
   if (src.value !== null && (typeof src.value !== 'object' || Array.isArray(src.value))) {
     throw new ConfigError('expected a mapping of SFT settings', { file: src.file });
   }
-  const merged = {
+  const merged: Record<string, unknown> = {
     ...(pretrain ? { completion_only_loss: false, packing: true } : {}),
+    ...(initTiny ? { model_name_or_path: TINY_NAME, max_length: 256 } : {}),
     ...(src.value as Record<string, unknown>),
-    ...flagsToConfig(flags),
+    ...flagsToConfig(rest),
   };
+  if (initTiny && merged.model_name_or_path !== TINY_NAME)
+    throw new ConfigError('give --init-tiny or a model_name_or_path, not both', {
+      field: 'model_name_or_path',
+    });
   const cfg = parseSftConfig(merged, src.file);
-  const r = await trainSft(cfg);
+  const model = initTiny
+    ? tinyFromText(cfg.train_file, (vocabSize as number | undefined) ?? 2048, cfg.seed)
+    : undefined;
+  const r = await trainSft(cfg, model ? { model } : {});
   process.stdout.write(
     `${pretrain ? 'pretrain' : 'sft'}: ${r.steps} steps, final loss ${r.finalLoss.toFixed(4)}${r.evalLoss !== undefined ? `, eval loss ${r.evalLoss.toFixed(4)}` : ''}; model written to ${r.outputDir}${r.truncated ? ` (${r.truncated} examples truncated to max_length)` : ''}\n`,
   );
@@ -57,6 +99,10 @@ function options(c: Command): Command {
     .option('--gradient-accumulation-steps <n>', 'micro-batches per step', num)
     .option('--max-length <n>', 'tokens per sequence', num)
     .option('--packing <bool>', 'pack several examples per sequence', bool)
+    .option(
+      '--instruction-template <name|jinja>',
+      "instruction records: 'alpaca', 'chat' (the model's chat template) or a Jinja prompt template",
+    )
     .option('--warmup-steps <n>', 'linear warmup steps', num)
     .option('--lr-scheduler-type <type>', 'linear | cosine | constant | constant_with_warmup')
     .option('--weight-decay <x>', 'AdamW weight decay', num)
@@ -84,5 +130,11 @@ export function registerTrainCommands(program: Command): void {
     program
       .command('pretrain')
       .description('Language-model training with the loss on every token (same trainer as sft)'),
-  ).action((flags) => run(flags, true));
+  )
+    .option(
+      '--init-tiny',
+      'start from a fresh built-in tiny LLaMA with a BPE vocabulary trained on the .txt train file',
+    )
+    .option('--vocab-size <n>', 'vocabulary of --init-tiny', num)
+    .action((flags) => run(flags, true));
 }
