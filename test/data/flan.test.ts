@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { parse } from 'yaml';
 import {
   builtinCollection,
   categoryTable,
@@ -7,6 +9,7 @@ import {
   renderCollection,
   renderTask,
   splitFacts,
+  TEMPLATES_PATH,
 } from '../../src/data/collection/index.ts';
 import {
   fillPattern,
@@ -152,6 +155,22 @@ test('the built-in collection: ~30 tasks in 8 categories, >= 5 templates each, d
     assert.ok(t.facts.length >= 7);
     for (const f of t.facts)
       assert.ok(t.answers.includes(f.y), `${t.name}: ${f.y} in its answer space`);
+  }
+  // Each task's own wording (besides the generic patterns every relation task shares): at least
+  // five instructions written for it, none shared with another task.
+  const own = (
+    parse(readFileSync(TEMPLATES_PATH, 'utf8')) as {
+      tasks: Record<string, { patterns: { input: string }[] }>;
+    }
+  ).tasks;
+  const seen = new Map<string, string>();
+  for (const t of c.tasks) {
+    const mine = own[t.name]?.patterns ?? [];
+    assert.ok(mine.length >= 5, `${t.name} has ${mine.length} templates of its own`);
+    for (const p of mine) {
+      assert.ok(!seen.has(p.input), `${t.name} repeats ${seen.get(p.input)}'s "${p.input}"`);
+      seen.set(p.input, t.name);
+    }
   }
   const a = renderCollection(c, {
     variants: ['zero_shot', 'options', 'cot', 'inversion', 'few_shot'],

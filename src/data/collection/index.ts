@@ -1,6 +1,6 @@
 // The built-in task collection: 29 tasks in 8 categories over a generated world (lexicon.ts,
-// tasks.ts) with ≥ 5 instruction templates each (templates.yaml), rendered in FLAN's variants,
-// plus the same facts as plain declarative text (the "knowledge" corpus a base model is
+// tasks.ts), each with >= 5 instruction templates of its own plus the generic ones every relation
+// task shares (templates.yaml), rendered in FLAN's variants, plus the same facts as plain declarative text (the "knowledge" corpus a base model is
 // pretrained on). Answers are short and checked exactly.
 //
 // Recommended held-out categories for the demo: `antonyms` and `sequences`. Their facts appear in
