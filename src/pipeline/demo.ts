@@ -14,7 +14,7 @@ import {
   renderTask,
   splitFacts,
 } from '../data/collection/index.ts';
-import { describeZodError } from '../data/config.ts';
+import { parseConfig } from '../data/config.ts';
 import {
   compareHeldout,
   evaluateHeldout,
@@ -35,32 +35,41 @@ import { accuracyChartSvg, type LossPoint, lossChartSvg, reportHtml } from './re
 export const DemoConfig = z.strictObject({
   out_dir: z.string().default('runs/demo'),
   seed: z.number().int().default(0),
+  /**
+   * An HF model directory to use as the base instead of pretraining one (for example the
+   * `base/` directory an earlier run wrote); it must have been pretrained on this seed's world.
+   */
+  base_model: z.string().optional(),
   /** A few-second version for the test suite (tiny budgets; the numbers mean nothing). */
   quick: z.boolean().default(false),
   heldout_categories: z.array(z.string()).default([...DEMO_HELDOUT_CATEGORIES]),
   vocab_size: z.number().int().positive().default(1024),
   max_length: z.number().int().positive().default(128),
-  pretrain_steps: z.number().int().positive().default(1200),
+  /** Lexicon sizes of the built-in collection (a smaller world is memorised more reliably). */
+  lexicon: z
+    .strictObject({
+      things: z.number().int().positive(),
+      countries: z.number().int().positive(),
+      adjectives: z.number().int().positive(),
+      verbs: z.number().int().positive(),
+    })
+    .default({ things: 40, countries: 16, adjectives: 20, verbs: 20 }),
+  pretrain_steps: z.number().int().positive().default(900),
   pretrain_learning_rate: z.number().positive().default(3e-3),
-  sft_steps: z.number().int().positive().default(400),
+  sft_steps: z.number().int().positive().default(300),
   sft_learning_rate: z.number().positive().default(1e-3),
   /** Share of the knowledge text mixed into SFT (rehearsal, so facts are not forgotten). */
-  sft_knowledge_mix: z.number().min(0).max(1).default(0),
+  sft_knowledge_mix: z.number().min(0).max(1).default(1),
   /** Templates sampled per training fact. */
   templates_per_fact: z.number().int().positive().default(2),
   /** Share of each seen task's facts kept out of SFT to test on (seen categories, new facts). */
   seen_eval_fraction: z.number().min(0).max(0.9).default(0.2),
-  per_device_train_batch_size: z.number().int().positive().default(8),
+  per_device_train_batch_size: z.number().int().positive().default(16),
 });
 export type DemoConfig = z.infer<typeof DemoConfig>;
 
 export function parseDemoConfig(raw: unknown): DemoConfig {
-  const r = DemoConfig.safeParse(raw);
-  if (!r.success) {
-    const { field, message } = describeZodError(r.error);
-    throw new ConfigError(message, { field });
-  }
-  return r.data;
+  return parseConfig(DemoConfig, raw);
 }
 
 export interface DemoResults {
@@ -68,6 +77,12 @@ export interface DemoResults {
   heldout_tuned: number;
   seen_base: number;
   seen_tuned: number;
+  /**
+   * Share of the held-out facts the model completes when they are stated as a sentence prefix
+   * ("The opposite of flon is"): whether it knows the answers it is asked for.
+   */
+  heldout_knowledge_base: number;
+  heldout_knowledge_tuned: number;
   heldout_categories: string[];
   n_heldout: number;
   n_seen: number;
@@ -82,6 +97,8 @@ interface DemoData {
   knowledge: string[];
   sft: { prompt: string; completion: string }[];
   evalTasks: HeldoutTask[];
+  /** The held-out facts as sentence prefixes to complete (knowledge, not instructions). */
+  probeTasks: HeldoutTask[];
 }
 
 function buildData(c: Collection, cfg: DemoConfig): DemoData {
@@ -94,13 +111,15 @@ function buildData(c: Collection, cfg: DemoConfig): DemoData {
   }
   const sft: { prompt: string; completion: string }[] = [];
   const evalTasks: HeldoutTask[] = [];
+  const probeTasks: HeldoutTask[] = [];
   const add = (
     t: (typeof c.tasks)[number],
     docs: { prompt: string; answer: string }[],
     group: string,
+    into: HeldoutTask[] = evalTasks,
   ) => {
     if (docs.length === 0) return;
-    evalTasks.push({
+    into.push({
       group,
       category: t.category,
       task: makeTask(
@@ -125,6 +144,10 @@ function buildData(c: Collection, cfg: DemoConfig): DemoData {
         roundRobin: true,
       }).map((e) => ({ prompt: demoPrompt(e.input), answer: e.target }));
       add(t, cfg.quick ? docs.slice(0, 4) : docs, 'heldout');
+      const probe = t.facts
+        .filter((f) => f.rationale.endsWith(` ${f.y}.`))
+        .map((f) => ({ prompt: f.rationale.slice(0, -(f.y.length + 2)), answer: f.y }));
+      add(t, cfg.quick ? probe.slice(0, 4) : probe, 'heldout', probeTasks);
       continue;
     }
     const { train, eval: ev } = splitFacts(t, cfg.seen_eval_fraction, cfg.seed);
@@ -145,7 +168,19 @@ function buildData(c: Collection, cfg: DemoConfig): DemoData {
     }).map((e) => ({ prompt: demoPrompt(e.input), answer: e.target }));
     add(t, cfg.quick ? docs.slice(0, 2) : docs, 'seen');
   }
-  return { knowledge: knowledgeCorpus(c, { seed: cfg.seed }), sft, evalTasks };
+  return { knowledge: knowledgeCorpus(c, { seed: cfg.seed }), sft, evalTasks, probeTasks };
+}
+
+/** A randomly initialised tiny LLaMA with a BPE vocabulary trained on the demo's text. */
+function newBase(text: string[], vocab: number, cfg: DemoConfig): CausalLM {
+  const { tokenizer } = trainTinyTokenizer(text, vocab);
+  const spec = tinyLlamaConfig({
+    vocabSize: vocab,
+    maxPositions: cfg.max_length,
+    eosTokenId: tokenizer.eos!.id,
+    padTokenId: tokenizer.pad!.id,
+  });
+  return CausalLM.random(spec, cfg.seed, tokenizer);
 }
 
 const groupScore = (r: HeldoutResult, g: string): number =>
@@ -170,7 +205,7 @@ export async function runDemo(
   mkdirSync(join(cfg.out_dir, 'data'), { recursive: true });
 
   // Data and tokenizer.
-  const c = builtinCollection({ seed: cfg.seed });
+  const c = builtinCollection({ seed: cfg.seed, sizes: cfg.lexicon });
   const data = buildData(c, cfg);
   writeFileSync(join(cfg.out_dir, 'data', 'knowledge.txt'), `${data.knowledge.join('\n')}\n`);
   writeFileSync(
@@ -182,14 +217,11 @@ export async function runDemo(
     ...data.sft.map((r) => r.prompt + r.completion),
     ...data.evalTasks.flatMap((e) => e.task.docs.map((d) => String(d.prompt))),
   ];
-  const { tokenizer } = trainTinyTokenizer(vocabText, budget.vocab);
-  const spec = tinyLlamaConfig({
-    vocabSize: budget.vocab,
-    maxPositions: cfg.max_length,
-    eosTokenId: tokenizer.eos!.id,
-    padTokenId: tokenizer.pad!.id,
-  });
-  const lm = CausalLM.random(spec, cfg.seed, tokenizer);
+  const lm = cfg.base_model
+    ? await CausalLM.load(cfg.base_model)
+    : newBase(vocabText, budget.vocab, cfg);
+  const spec = lm.spec;
+  const tokenizer = lm.tokenizer!;
   log(
     `data: ${data.knowledge.length} knowledge sentences, ${data.sft.length} SFT examples, ${data.evalTasks.length} eval tasks; model ${spec.numLayers} layers, d ${spec.hiddenSize}, vocab ${spec.vocabSize}`,
   );
@@ -206,23 +238,26 @@ export async function runDemo(
     seed: cfg.seed,
     disable_tqdm: cfg.quick,
   };
-  // (a) pretraining on the knowledge text: loss on every token.
-  const pre = await trainSft(
-    parseSftConfig({
-      ...common,
-      output_dir: join(cfg.out_dir, 'base'),
-      learning_rate: cfg.pretrain_learning_rate,
-      max_steps: budget.pre,
-      completion_only_loss: false,
-      warmup_steps: Math.min(50, budget.pre),
-    }),
-    { model: lm, train: data.knowledge.map((text) => ({ text })) },
-  );
+  // (a) pretraining on the knowledge text: loss on every token (unless a base was given).
+  const pre = cfg.base_model
+    ? { logs: [] as StepLog[], finalLoss: Number.NaN }
+    : await trainSft(
+        parseSftConfig({
+          ...common,
+          output_dir: join(cfg.out_dir, 'base'),
+          learning_rate: cfg.pretrain_learning_rate,
+          max_steps: budget.pre,
+          completion_only_loss: false,
+          warmup_steps: Math.min(50, budget.pre),
+        }),
+        { model: lm, train: data.knowledge.map((text) => ({ text })) },
+      );
   lap('pretrain');
 
   // (b) the base model, zero-shot.
   const backend = (name: string) => new LocalBackend(lm, { name });
   const baseRes = await evaluateHeldout(data.evalTasks, backend('base'), { seed: cfg.seed });
+  const baseProbe = await evaluateHeldout(data.probeTasks, backend('base'), { seed: cfg.seed });
   lap('eval base');
 
   // (c) instruction tuning on the seen categories.
@@ -248,6 +283,7 @@ export async function runDemo(
 
   // (d) the tuned model, same harness, same prompts.
   const tunedRes = await evaluateHeldout(data.evalTasks, backend('tuned'), { seed: cfg.seed });
+  const tunedProbe = await evaluateHeldout(data.probeTasks, backend('tuned'), { seed: cfg.seed });
   lap('eval tuned');
 
   // (e) export: HF directory (written by the trainer) and GGUF.
@@ -270,6 +306,8 @@ export async function runDemo(
     heldout_tuned: groupScore(tunedRes, 'heldout'),
     seen_base: groupScore(baseRes, 'seen'),
     seen_tuned: groupScore(tunedRes, 'seen'),
+    heldout_knowledge_base: groupScore(baseProbe, 'heldout'),
+    heldout_knowledge_tuned: groupScore(tunedProbe, 'heldout'),
     heldout_categories: cfg.heldout_categories,
     n_heldout: baseRes.byGroup.find((g) => g.name === 'heldout')?.n ?? 0,
     n_seen: baseRes.byGroup.find((g) => g.name === 'seen')?.n ?? 0,
@@ -324,7 +362,10 @@ export async function runDemo(
       summary: [
         `Held-out categories (${cfg.heldout_categories.join(', ')}), exact match: base ${pct(results.heldout_base)} → tuned ${pct(results.heldout_tuned)} (n = ${results.n_heldout}).`,
         `Seen categories, facts not used for tuning: base ${pct(results.seen_base)} → tuned ${pct(results.seen_tuned)} (n = ${results.n_seen}).`,
-        `Base model: pretrained ${budget.pre} steps on ${data.knowledge.length} knowledge sentences (final loss ${pre.finalLoss.toFixed(3)}); tuned ${budget.sft} steps on ${data.sft.length} instruction examples (final loss ${sft.finalLoss.toFixed(3)}).`,
+        `Knowledge check: stated as a sentence to complete ("${data.probeTasks[0]?.task.docs[0]?.prompt ?? ''} …"), the held-out facts are completed correctly by the base ${pct(results.heldout_knowledge_base)} and the tuned model ${pct(results.heldout_knowledge_tuned)} of the time; the questions above ask for the same facts.`,
+        cfg.base_model
+          ? `Base model: ${cfg.base_model}; tuned ${budget.sft} steps on ${data.sft.length} instruction examples (final loss ${sft.finalLoss.toFixed(3)}).`
+          : `Base model: pretrained ${budget.pre} steps on ${data.knowledge.length} knowledge sentences (final loss ${pre.finalLoss.toFixed(3)}); tuned ${budget.sft} steps on ${data.sft.length} instruction examples (final loss ${sft.finalLoss.toFixed(3)}).`,
         `Time: ${Object.entries(seconds)
           .map(([k, v]) => `${k} ${v} s`)
           .join(', ')}.`,
