@@ -1,13 +1,19 @@
 // `instructkit synth self-instruct | alpaca`: flags (or a YAML config) → an LlmClient and one
-// pipeline call. Progress on stderr shows kept / target, rejects by reason and cost; the final
-// report lists every reject reason with its count.
+// pipeline call. A progress bar per stage on stderr shows kept / target, rejects by reason and
+// cost; the final report on stdout lists every reject reason with its count.
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type ConfigSource, parseConfig, readConfigFile } from '../data/config.ts';
-import { AlpacaConfig, runAlpaca } from '../synth/alpaca.ts';
+import { AlpacaConfig, type AlpacaReport, runAlpaca } from '../synth/alpaca.ts';
 import { LlmClient, LlmClientConfig } from '../synth/client.ts';
-import { runSelfInstruct, SelfInstructConfig, type SynthProgress } from '../synth/self-instruct.ts';
+import {
+  runSelfInstruct,
+  SelfInstructConfig,
+  type SelfInstructReport,
+  type SynthProgress,
+} from '../synth/self-instruct.ts';
 import { ConfigError } from '../util/errors.ts';
+import { type Progress, progress } from '../util/progress.ts';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -55,24 +61,83 @@ function endpoints(
   });
 }
 
-function statusPrinter(label: string, quiet: boolean): (p: SynthProgress) => void {
-  let last = 0;
-  let lastStage = '';
-  const tty = process.stderr.isTTY;
-  return (p) => {
-    if (quiet) return;
-    const now = performance.now();
-    if (p.stage === lastStage && now - last < (tty ? 200 : 5000) && p.stage !== 'done') return;
-    last = now;
-    lastStage = p.stage;
-    const rej = Object.entries(p.rejected)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, n]) => `${k} ${n}`)
-      .join(', ');
-    const cost = p.usage.network.cost_usd;
-    const line = `${label} [${p.stage}] kept ${p.kept}/${p.target} | rejected: ${rej || 'none'} | requests ${p.usage.network.requests} (+${p.usage.cached.requests} cached) | $${cost.toFixed(4)}`;
-    process.stderr.write(tty ? `\r\x1b[2K${line}${p.stage === 'done' ? '\n' : ''}` : `${line}\n`);
+const byCount = (m: Record<string, number>): [string, number][] =>
+  Object.entries(m).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+
+/**
+ * A progress bar per stage (util/progress: a bar on a terminal, plain lines otherwise) showing
+ * kept / target, the rejects by reason so far, requests and cost.
+ */
+function stageProgress(kind: string, quiet: boolean) {
+  let bar: Progress | undefined;
+  let stage = '';
+  const units: Record<string, string> = {
+    instructions: 'kept',
+    classification: 'classified',
+    instances: 'with instances',
   };
+  return {
+    onProgress(p: SynthProgress): void {
+      if (p.stage === 'done') {
+        bar?.done();
+        bar = undefined;
+        return;
+      }
+      if (p.stage !== stage) {
+        bar?.done();
+        stage = p.stage;
+        bar = progress({
+          label: `${kind} ${p.stage}`,
+          unit: units[p.stage] ?? 'items',
+          total: p.target,
+          enabled: !quiet,
+        });
+      }
+      const rej = byCount(p.rejected)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      const u = p.usage;
+      bar!.detail(
+        `rejected: ${rej || 'none'} | requests ${u.network.requests} (+${u.cached.requests} cached) | $${u.network.cost_usd.toFixed(4)}`,
+      );
+      // The last round can keep more than the target; the output stops at the target.
+      bar!.set(Math.min(p.kept, p.target));
+    },
+    fail(): void {
+      bar?.fail();
+    },
+  };
+}
+
+/** The final report: records written, every reject reason with its count, requests and cost. */
+export function formatSynthReport(
+  kind: string,
+  report: SelfInstructReport | AlpacaReport,
+  dataPath: string,
+): string {
+  const reasons = (m: Record<string, number>) =>
+    Object.keys(m).length === 0
+      ? ['  (none)']
+      : byCount(m).map(([k, n]) => `  ${k.padEnd(24)} ${n}`);
+  const lines = [
+    `${kind}: ${report.records} records written to ${dataPath}${report.stalled ? ' (stopped: no progress)' : ''}`,
+  ];
+  if ('rejected_instructions' in report) {
+    lines.push(
+      `instructions: ${report.instructions} kept (${report.classification_tasks} classification); rejected by reason:`,
+      ...reasons(report.rejected_instructions),
+      `instances: ${report.instances} kept; rejected by reason:`,
+      ...reasons(report.rejected_instances),
+    );
+  } else {
+    lines.push('rejected candidates by reason:', ...reasons(report.rejected));
+  }
+  const u = report.usage;
+  lines.push(
+    `requests: ${u.network.requests} over the network, ${u.cached.requests} from cache, ${u.retries} retries`,
+    `tokens: ${u.network.prompt_tokens} prompt + ${u.network.completion_tokens} completion; cost $${u.network.cost_usd.toFixed(4)}`,
+  );
+  return `${lines.join('\n')}\n`;
 }
 
 async function run(kind: 'self-instruct' | 'alpaca', flags: SynthFlags): Promise<void> {
@@ -116,33 +181,22 @@ async function run(kind: 'self-instruct' | 'alpaca', flags: SynthFlags): Promise
   };
   const schema = kind === 'self-instruct' ? SelfInstructConfig : AlpacaConfig;
   parseConfig(schema, common, section('pipeline'));
-  const onProgress = statusPrinter(kind, flags.quiet ?? false);
-  const report =
-    kind === 'self-instruct'
-      ? await runSelfInstruct(common as Parameters<typeof runSelfInstruct>[0], {
-          client: llm,
-          onProgress,
-        })
-      : await runAlpaca(common as Parameters<typeof runAlpaca>[0], { client: llm, onProgress });
-  const rejected =
-    'rejected_instructions' in report ? report.rejected_instructions : report.rejected;
-  const lines = [
-    `${kind}: ${report.records} records written to ${join(out, 'data.jsonl')}${report.stalled ? ' (stopped: no progress)' : ''}`,
-    `rejected candidates by reason:`,
-    ...Object.entries(rejected)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, n]) => `  ${k.padEnd(24)} ${n}`),
-    `requests: ${report.usage.network.requests} over the network, ${report.usage.cached.requests} from cache, ${report.usage.retries} retries`,
-    `tokens: ${report.usage.network.prompt_tokens} prompt + ${report.usage.network.completion_tokens} completion; cost $${report.usage.network.cost_usd.toFixed(4)}`,
-  ];
-  if ('rejected_instances' in report) {
-    lines.splice(
-      2 + Object.keys(rejected).length,
-      0,
-      `instances: ${report.instances} kept; rejected: ${JSON.stringify(report.rejected_instances)}`,
-    );
+  const bars = stageProgress(kind, flags.quiet ?? false);
+  const onProgress = (p: SynthProgress) => bars.onProgress(p);
+  let report: SelfInstructReport | AlpacaReport;
+  try {
+    report =
+      kind === 'self-instruct'
+        ? await runSelfInstruct(common as Parameters<typeof runSelfInstruct>[0], {
+            client: llm,
+            onProgress,
+          })
+        : await runAlpaca(common as Parameters<typeof runAlpaca>[0], { client: llm, onProgress });
+  } catch (e) {
+    bars.fail();
+    throw e;
   }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(formatSynthReport(kind, report, join(out, 'data.jsonl')));
 }
 
 export function registerSynthCommands(synth: Command): void {

@@ -122,7 +122,9 @@ interface InstanceEntry {
 
 export interface SynthProgress {
   stage: 'instructions' | 'classification' | 'instances' | 'done';
+  /** Items done in this stage (instructions kept; instructions classified / given instances). */
   kept: number;
+  /** What the stage aims for: the run's target, or the number of instructions to process. */
   target: number;
   rejected: Record<string, number>;
   usage: UsageReport;
@@ -166,11 +168,11 @@ export async function runSelfInstruct(
     ? CLASSIFICATION_LIST_HEADER
     : INSTRUCTION_LIST_HEADER;
   const rejected: Record<string, number> = {};
-  const progress = (stage: SynthProgress['stage'], kept: number): void =>
+  const progress = (stage: SynthProgress['stage'], kept: number, target = cfg.target): void =>
     deps.onProgress?.({
       stage,
       kept,
-      target: cfg.target,
+      target,
       rejected: { ...rejected },
       usage: client.usage(),
     });
@@ -312,7 +314,7 @@ export async function runSelfInstruct(
   // ---- Stage 2: classification identification ------------------------------------------------
   const clfLog = RunLog.open<ClassificationEntry>(join(cfg.out_dir, 'classification.jsonl'));
   const isClf = new Map(clfLog.entries.map((e) => [e.instruction, e.is_classification]));
-  progress('classification', isClf.size);
+  progress('classification', isClf.size, instructions.length);
   await Promise.all(
     instructions
       .filter((inst) => !isClf.has(inst))
@@ -330,7 +332,7 @@ export async function runSelfInstruct(
           isClf.set(inst, yes);
           clfLog.append({ instruction: inst, is_classification: yes, raw: res.text });
         }
-        progress('classification', isClf.size);
+        progress('classification', isClf.size, instructions.length);
       }),
   );
   clfLog.close();
@@ -341,7 +343,7 @@ export async function runSelfInstruct(
   if (cfg.generate_instances) {
     const instLog = RunLog.open<InstanceEntry>(join(cfg.out_dir, 'instances.jsonl'));
     const done = new Map(instLog.entries.map((e) => [e.instruction, e]));
-    progress('instances', done.size);
+    progress('instances', done.size, instructions.length);
     await Promise.all(
       instructions
         .filter((inst) => !done.has(inst))
@@ -382,7 +384,7 @@ export async function runSelfInstruct(
             done.set(inst, entry);
             instLog.append(entry);
           }
-          progress('instances', done.size);
+          progress('instances', done.size, instructions.length);
         }),
     );
     instLog.close();

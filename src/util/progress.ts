@@ -30,6 +30,8 @@ export interface Progress {
   set(value: number): void;
   /** Sets or changes the expected total. */
   setTotal(total: number): void;
+  /** Sets a short status shown after the counts (e.g. reject reasons and cost); '' clears it. */
+  detail(text: string): void;
   /** Ends the report; prints a final line (plain mode) or leaves the finished bar. */
   done(): void;
   /** Ends the report after an error: 'stopped after N' instead of 'done'. */
@@ -64,11 +66,13 @@ export function progress(opts: ProgressOptions): Progress {
   const interval = (opts.intervalSeconds ?? 5) * 1000;
   let lastPrint = start;
   let bar: SingleBar | undefined;
+  let detail = '';
+  const suffix = () => (detail ? ` | ${detail}` : '');
 
   const rate = () => value / Math.max(1e-3, (performance.now() - start) / 1000);
   const line = () => {
     const pct = total ? ` (${((100 * value) / total).toFixed(1)}%)` : '';
-    return `${opts.label}: ${fmt(value)}${total ? `/${fmt(total)}` : ''} ${unit}${pct}, ${fmt(rate())}/s`;
+    return `${opts.label}: ${fmt(value)}${total ? `/${fmt(total)}` : ''} ${unit}${pct}, ${fmt(rate())}/s${suffix()}`;
   };
 
   if (enabled && !plain) {
@@ -76,13 +80,13 @@ export function progress(opts: ProgressOptions): Progress {
     bar = new SingleBar({
       stream,
       format: withTotal
-        ? `${opts.label} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`
-        : `${opts.label} {value} ${unit} | {rate}/s | {duration_formatted}`,
+        ? `${opts.label} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}{detail}`
+        : `${opts.label} {value} ${unit} | {rate}/s | {duration_formatted}{detail}`,
       hideCursor: null,
       etaBuffer: 50,
       formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? fmt(v) : String(v)),
     });
-    bar.start(total ?? 0, 0, { rate: '0' });
+    bar.start(total ?? 0, 0, { rate: '0', detail: '' });
   }
 
   const refresh = (force: boolean) => {
@@ -90,7 +94,7 @@ export function progress(opts: ProgressOptions): Progress {
     const now = performance.now();
     if (bar) {
       if (force || now - lastPrint > 100) {
-        bar.update(value, { rate: fmt(rate()) });
+        bar.update(value, { rate: fmt(rate()), detail: suffix() });
         lastPrint = now;
       }
     } else if (force || now - lastPrint >= interval) {
@@ -119,16 +123,19 @@ export function progress(opts: ProgressOptions): Progress {
       total = t;
       bar?.setTotal(t);
     },
+    detail(text: string) {
+      detail = text;
+    },
     done() {
       if (finished) return;
       if (enabled) {
         const secs = (performance.now() - start) / 1000;
         if (bar) {
-          bar.update(value, { rate: fmt(rate()) });
+          bar.update(value, { rate: fmt(rate()), detail: suffix() });
           bar.stop();
         } else {
           stream.write(
-            `${opts.label}: done, ${fmt(value)} ${unit} in ${formatSeconds(secs)} (${fmt(rate())}/s)\n`,
+            `${opts.label}: done, ${fmt(value)} ${unit} in ${formatSeconds(secs)} (${fmt(rate())}/s)${suffix()}\n`,
           );
         }
       }
