@@ -12,7 +12,7 @@ import { generate, lastLogits } from '../../src/models/generate.ts';
 import { CausalLM } from '../../src/models/lm.ts';
 import { mergeLora, savePeftAdapter } from '../../src/models/peft.ts';
 import { type RunningServer, startServer } from '../../src/serve/listen.ts';
-import { lm, randomAdapter, saveTinyModel, tokenizer } from './tiny-model.ts';
+import { CONTEXT, lm, randomAdapter, saveTinyModel, tokenizer } from './tiny-model.ts';
 
 // Keeps a stream going to max_tokens: the random model may otherwise end it early with EOS.
 const noEos = { [String(tokenizer.eos!.id)]: -100 };
@@ -55,7 +55,8 @@ async function holdStream(seed: number) {
     {
       model: 'tiny',
       prompt: 'Hello',
-      max_tokens: 120,
+      // Long enough that neither stream can finish while the test looks at both.
+      max_tokens: CONTEXT - 16,
       temperature: 1,
       seed,
       logit_bias: noEos,
