@@ -36,8 +36,9 @@ export function linear(x: Var, weight: Var, bias?: Var): Var {
 }
 
 /**
- * Rows of `table` [V, D] at int64 `ids` [...] → [..., D]. The gradient is a one-hot GEMM
- * (gather's vjp), because ORT's ScatterND(add) races on repeated rows with several threads.
+ * Rows of `table` [V, D] at int64 `ids` [...] → [..., D]. The gradient is a one-hot GEMM over
+ * the batch's distinct ids (gather's vjp), because ORT's ScatterND(add) races on repeated rows
+ * with several threads.
  */
 export function embedding(table: Var, ids: Var): Var {
   return gather(table, ids, 0);

@@ -1,12 +1,12 @@
 // Indexing op table entries: Gather (embedding lookup), GatherElements, GatherND and the
 // scatter ops that serve as their gradients. ORT's inference build has no GatherGrad. The
-// embedding gradient is a one-hot matmul (deterministic), ScatterND(add) for other gathers.
+// embedding gradient is a one-hot matmul over the batch's distinct ids (deterministic),
+// ScatterND(add) for other gathers.
 import { ShapeError } from '../util/errors.ts';
+import { ONNX_DTYPE } from './dtype.ts';
 import type { OpDef, Var } from './graph.ts';
 import { apply1, needIndex, sameDtype } from './ops-core.ts';
-import { cast, equal } from './ops-math.ts';
-import { matmul } from './ops-matmul.ts';
-import { arange, full, reshape, unsqueeze } from './ops-shape.ts';
+import { full, unsqueeze } from './ops-shape.ts';
 import { dimEq, fmtShape, normAxis, shapeEq } from './shape.ts';
 
 const GATHER: OpDef<{ axis: number }> = {
@@ -33,20 +33,53 @@ const GATHER: OpDef<{ axis: number }> = {
     const [data, idx] = n.inputs as [Var, Var];
     if (n.attrs.axis !== 0)
       throw new ShapeError('gather', 'gradient is only implemented for axis 0 (embedding lookup)');
-    if (data.rank === 2) {
-      // Embedding rows hit several times must accumulate. ORT's ScatterND(add) does that with a
-      // thread race on repeated rows (run-to-run differences with 2 threads), so use the
-      // one-hot product instead: dW = onehot(ids)ᵀ · dY, [V, N]·[N, D], deterministic GEMM.
-      const [v, d] = data.shape as [number, number];
-      const oh = cast(
-        equal(unsqueeze(reshape(idx, [-1]), [1]), arange(data.graph, v, idx.dtype)),
-        data.dtype,
-      ); // [N, V]
-      return [matmul(oh, reshape(dy!, [-1, d]), { transA: true }), undefined];
-    }
+    if (data.rank === 2 && typeof data.shape[0] === 'number' && typeof data.shape[1] === 'number')
+      return [
+        data.graph.scope('embedding_grad', () =>
+          apply1(EMBEDDING_GRAD, [idx, dy!], { rows: data.shape[0] as number }),
+        ),
+        undefined,
+      ];
     // Rows hit several times accumulate: ScatterND with reduction='add'.
     const zeros = full(data.graph, data.shape, 0, data.dtype);
     return [scatterND(zeros, unsqueeze(idx, [-1]), dy!, 'add'), undefined];
+  },
+};
+
+// The gradient of an embedding lookup, dW [V, D] from ids [...] and dY [..., D]: rows hit
+// several times must accumulate, and ORT's ScatterND(add) does that with a thread race on
+// repeated rows (run-to-run differences with 2 threads). So the sum runs as a GEMM over the
+// batch's distinct ids only: Unique gives the sorted distinct ids u [U] and each token's
+// position in u, the one-hot of those positions [N, U] times dY gives one summed row per
+// distinct id, [U, N]·[N, D], and ScatterND writes those rows (each once, so no race) into
+// zeros. That is at most 2·N²·D FLOPs instead of 2·V·N·D for a one-hot over the vocabulary.
+const EMBEDDING_GRAD: OpDef<{ rows: number }> = {
+  name: 'embedding_grad',
+  infer: ([, dy], a) => [{ dtype: dy!.dtype, shape: [a.rows, dy!.shape[dy!.rank - 1]!] }],
+  emit(e, n) {
+    const [ids, dy] = n.inputs as [Var, Var];
+    const [v, d] = [n.attrs.rows, dy.shape[dy.rank - 1] as number];
+    const t = (hint: string) => e.tmp(`embedding_grad/${hint}`);
+    const flat = t('ids');
+    e.node('Reshape', [e.name(ids), e.constI64([-1])], [flat]);
+    const [uniq, inverse] = [t('unique'), t('inverse')];
+    e.node('Unique', [flat], [uniq, '', inverse], { sorted: { i: 1 } });
+    const [count, limit, range] = [t('count'), t('limit'), t('range')];
+    e.node('Shape', [uniq], [count]);
+    e.node('Squeeze', [count, e.constI64([0])], [limit]);
+    e.node('Range', [e.constI64([0], true), limit, e.constI64([1], true)], [range]); // [U]
+    const [column, hit, onehot] = [t('column'), t('hit'), t('onehot')];
+    e.node('Unsqueeze', [inverse, e.constI64([1])], [column]); // [N, 1]
+    e.node('Equal', [column, range], [hit]); // [N, U]
+    e.node('Cast', [hit], [onehot], { to: { i: ONNX_DTYPE[dy.dtype] } });
+    const [rows, summed] = [t('rows'), t('summed')];
+    e.node('Reshape', [e.name(dy), e.constI64([-1, d])], [rows]); // [N, D]
+    const fused = { transA: { i: 1 }, transB: { i: 0 }, alpha: { f: 1 } };
+    e.node('FusedMatMul', [onehot, rows], [summed], fused, 'com.microsoft'); // [U, D]
+    const [where, zeros] = [t('where'), t('zeros')];
+    e.node('Unsqueeze', [uniq, e.constI64([1])], [where]); // [U, 1]
+    e.node('Expand', [e.constScalar(0, dy.dtype), e.constI64([v, d])], [zeros]);
+    e.node('ScatterND', [zeros, where, summed], [e.name(n.outputs[0]!)]);
   },
 };
 

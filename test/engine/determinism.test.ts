@@ -1,6 +1,6 @@
 // The embedding gradient must not depend on thread timing: ORT's ScatterND(add) races on
-// repeated rows with 2 threads, so gather's vjp uses a one-hot GEMM. Repeated runs of the same
-// step must give bit-identical gradients.
+// repeated rows with 2 threads, so gather's vjp sums the rows of each distinct id with a
+// one-hot GEMM. Repeated runs of the same step must give bit-identical gradients.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { grad } from '../../src/engine/autodiff.ts';
