@@ -1,6 +1,6 @@
-// Reduction op table entries (ReduceSum / ReduceMean / ReduceMax), Softmax and LogSoftmax,
-// and `dimValue`, which turns a (possibly symbolic) dim into a runtime scalar. Gradients
-// broadcast the upstream gradient back over the reduced axes.
+// Reduction op table entries (ReduceSum / ReduceSumSquare / ReduceMean / ReduceMax), Softmax
+// and LogSoftmax, and `dimValue`, which turns a (possibly symbolic) dim into a runtime scalar.
+// Gradients broadcast the upstream gradient back over the reduced axes.
 import type { DType } from './dtype.ts';
 import type { OpDef, Var } from './graph.ts';
 import { apply1, keepShape, needFloat } from './ops-core.ts';
@@ -46,6 +46,11 @@ const REDUCE_MEAN = reduceOp('reduce_mean', 'ReduceMean', (n, [dy]) => {
   const count = n.attrs.axes.reduce<Dim>((acc, ax) => numel([acc, x.shape[ax]!]), 1);
   return [div(spread(x, dy!, n.attrs), dimValue(x.graph, count, x.dtype))];
 });
+// Σx² in one pass with no x² tensor (the gradient norm of a training step); d/dx = 2x·dy.
+const REDUCE_SUM_SQUARE = reduceOp('reduce_sum_square', 'ReduceSumSquare', (n, [dy]) => {
+  const x = n.inputs[0]!;
+  return [mul(mul(x, 2), spread(x, dy!, n.attrs))];
+});
 const REDUCE_MAX = reduceOp('reduce_max', 'ReduceMax', (n, [dy]) => {
   // Ties share the gradient equally (torch.amax's rule).
   const x = n.inputs[0]!;
@@ -69,6 +74,14 @@ export function reduceSum(x: Var, axes?: readonly number[], keepdims = false): V
 export function reduceMean(x: Var, axes?: readonly number[], keepdims = false): Var {
   needFloat('reduce_mean', x);
   return apply1(REDUCE_MEAN, [x], { axes: axesOf(x, axes, 'reduce_mean'), keepdims });
+}
+/** Sum of squares over `axes` (all when omitted). */
+export function reduceSumSquare(x: Var, axes?: readonly number[], keepdims = false): Var {
+  needFloat('reduce_sum_square', x);
+  return apply1(REDUCE_SUM_SQUARE, [x], {
+    axes: axesOf(x, axes, 'reduce_sum_square'),
+    keepdims,
+  });
 }
 /** Max over `axes` (all when omitted). */
 export function reduceMax(x: Var, axes?: readonly number[], keepdims = false): Var {

@@ -1,11 +1,12 @@
 // Optimizers as graph nodes over flat vectors: AdamW and SGD (momentum, dampening, Nesterov)
-// with torch.optim's exact update order, global-norm gradient clipping (clip_grad_norm_), and
-// weight-decay masks. Step-dependent scalars (lr, bias corrections) are computed here in float64
-// and fed as graph inputs each step; the step graph and its buffers are built in step.ts.
+// with torch.optim's formulas, and global-norm gradient clipping (clip_grad_norm_). The update
+// runs per chunk of the flat parameters (step-graph.ts), each chunk decayed or not as a whole.
+// Step-dependent scalars (lr, bias corrections) are computed here in float64 and fed as graph
+// inputs each step; the step graph is built in step-graph.ts, its buffers live in step.ts.
 import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import type { Graph, Var } from './graph.ts';
-import { add, div, minimum, mul, sqrt, where } from './ops.ts';
+import { add, div, minimum, mul, reduceSumSquare, sqrt, sumN } from './ops.ts';
 
 /**
  * torch.optim.AdamW (Loshchilov & Hutter 2019, Alg. 2), defaults as HF TrainingArguments.
@@ -101,72 +102,107 @@ export function optimizerScalars(
   return { 'opt.neg_lr': -lr, 'opt.damp': step === 1 ? 1 : 1 - c.dampening };
 }
 
-/** Inputs of `optimizerUpdate`. Every vector is flat [N]. */
+/**
+ * Scalars of one step, derived once from the fed ones (`scalarNames`) and the clipping factor
+ * and shared by the update of every chunk, so each chunk's update is only vector passes.
+ */
+export type StepScalars = Readonly<Record<string, Var>>;
+
+/**
+ * Derive the per-step scalars. `gradScale` (the clip_grad_norm_ factor, 0-D) multiplies the
+ * gradient; it is folded into the scalars rather than applied as a pass over the gradient.
+ */
+export function stepScalars(
+  c: ResolvedOptimizer,
+  fed: Readonly<Record<string, Var>>,
+  gradScale?: Var,
+): StepScalars {
+  const s = (name: string) => {
+    const v = fed[name];
+    if (!v) throw new ConfigError(`missing optimizer scalar '${name}'`, { field: 'optimizer' });
+    return v;
+  };
+  if (c.type === 'adamw') {
+    const [b1, b2] = c.betas;
+    const bc2 = s('opt.bc2_sqrt');
+    const g = bc2.graph;
+    // (1 − β1)·k and (1 − β2)·k², k the clipping factor.
+    const m = gradScale ? mul(gradScale, 1 - b1) : g.scalar(1 - b1);
+    const v = gradScale ? mul(mul(gradScale, gradScale), 1 - b2) : g.scalar(1 - b2);
+    // m/(√v/√(1 − β2ᵗ) + eps) = √(1 − β2ᵗ)·m/(√v + eps·√(1 − β2ᵗ)): the bias correction moves
+    // onto two scalars, saving a pass.
+    return {
+      gradM: m,
+      gradV: v,
+      eps: mul(bc2, c.eps),
+      step: mul(s('opt.neg_step_size'), bc2),
+      decay: s('opt.decay'),
+    };
+  }
+  return {
+    ...(gradScale ? { gradScale } : {}),
+    negLr: s('opt.neg_lr'),
+    damp: s('opt.damp'),
+  };
+}
+
+/** Inputs of `optimizerUpdate`: flat vectors of one chunk of the parameters. */
 export interface UpdateInputs {
   params: Var;
   grad: Var;
   /** State vectors in `stateSlots` order. */
   state: readonly Var[];
-  /** Scalar inputs by name (`scalarNames`). */
-  scalars: Readonly<Record<string, Var>>;
-  /** bool [N]: true where weight decay applies; omitted = everywhere. */
-  decayMask?: Var;
+  /** Whether weight decay applies to this chunk. */
+  decay: boolean;
 }
 
-/** One optimizer step as graph nodes: new params and new state (same slot order). */
+/**
+ * One optimizer step of one chunk as graph nodes: new params and new state (same slot order).
+ * AdamW is 13 passes over the chunk (12 without decay), with torch.optim.AdamW's formula:
+ * p ← p·(1 − lr·wd); m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g²;
+ * p ← p − lr/(1 − β1ᵗ) · m / (√v/√(1 − β2ᵗ) + eps).
+ */
 export function optimizerUpdate(
   c: ResolvedOptimizer,
+  k: StepScalars,
   x: UpdateInputs,
 ): { params: Var; state: Var[] } {
-  const s = (name: string) => {
-    const v = x.scalars[name];
-    if (!v) throw new ConfigError(`missing optimizer scalar '${name}'`, { field: 'optimizer' });
-    return v;
-  };
   const { params: p, grad: g } = x;
   if (c.type === 'adamw') {
     const [b1, b2] = c.betas;
     const [m, v] = x.state as [Var, Var];
-    // p ← p·(1 − lr·wd); with a mask the factor is 1 exactly where decay is off.
-    let p1 = p;
-    if (c.weight_decay > 0)
-      p1 = mul(p, x.decayMask ? where(x.decayMask, s('opt.decay'), 1) : s('opt.decay'));
-    // m ← β1·m + (1 − β1)·g ;  v ← β2·v + ((1 − β2)·g)·g   (exp_avg.mul_.add_, addcmul_)
-    const m1 = add(mul(m, b1), mul(g, 1 - b1));
-    const v1 = add(mul(v, b2), mul(mul(g, 1 - b2), g));
-    // denom = √v / √(1 − β2^t) + eps ;  p ← p + (−lr/(1 − β1^t))·m / denom   (addcdiv_)
-    const denom = add(div(sqrt(v1), s('opt.bc2_sqrt')), c.eps);
-    const p2 = add(p1, div(mul(m1, s('opt.neg_step_size')), denom));
-    return { params: p2, state: [m1, v1] };
+    const m1 = add(mul(m, b1), mul(g, k.gradM as Var));
+    const v1 = add(mul(v, b2), mul(mul(g, g), k.gradV as Var));
+    const r = div(m1, add(sqrt(v1), k.eps as Var));
+    const p1 = c.weight_decay > 0 && x.decay ? mul(p, k.decay as Var) : p;
+    return { params: add(p1, mul(r, k.step as Var)), state: [m1, v1] };
   }
   // SGD: d = g + wd·p (coupled L2), buf ← μ·buf + (1 − dampening)·d, d = buf or d + μ·buf.
-  let d = g;
-  if (c.weight_decay > 0)
-    d = add(g, mul(p, x.decayMask ? where(x.decayMask, c.weight_decay, 0) : c.weight_decay));
+  let d = k.gradScale ? mul(g, k.gradScale) : g;
+  if (c.weight_decay > 0 && x.decay) d = add(d, mul(p, c.weight_decay));
   const state: Var[] = [];
   if (c.momentum > 0) {
     const buf = x.state[0] as Var;
-    const buf1 = add(mul(buf, c.momentum), mul(d, s('opt.damp')));
+    const buf1 = add(mul(buf, c.momentum), mul(d, k.damp as Var));
     state.push(buf1);
     d = c.nesterov ? add(d, mul(buf1, c.momentum)) : buf1;
   }
-  return { params: add(p, mul(d, s('opt.neg_lr'))), state };
+  return { params: add(p, mul(d, k.negLr as Var)), state };
 }
 
 /**
- * Global L2 norm of the flat gradient and, with `maxNorm`, the gradient scaled by
- * min(1, maxNorm / (norm + 1e-6)) — torch.nn.utils.clip_grad_norm_, which always multiplies.
- * The returned norm is the one before clipping (what HF logs as grad_norm).
+ * Global L2 norm of a gradient given in chunks (one pass each, no squared copy) and, with
+ * `maxNorm`, torch.nn.utils.clip_grad_norm_'s factor min(1, maxNorm / (norm + 1e-6)), which
+ * torch always multiplies by. The norm is the one before clipping (what HF logs as grad_norm).
  */
-export function clipGradNorm(grad: Var, maxNorm?: number): { grad: Var; norm: Var } {
-  const norm = sqrt(mul(grad, grad).sum());
-  if (maxNorm === undefined) return { grad, norm };
+export function gradNorm(grads: readonly Var[], maxNorm?: number): { norm: Var; scale?: Var } {
+  const norm = sqrt(sumN(grads.map((g) => reduceSumSquare(g))));
+  if (maxNorm === undefined) return { norm };
   if (!(maxNorm > 0))
     throw new ConfigError(`max_grad_norm must be positive, got ${maxNorm}`, {
       field: 'max_grad_norm',
     });
-  const coef = minimum(div(maxNorm, add(norm, 1e-6)), 1);
-  return { grad: mul(grad, coef), norm };
+  return { norm, scale: minimum(div(maxNorm, add(norm, 1e-6)), 1) };
 }
 
 /** Declare the scalar inputs of `c` on `g` (float32, 0-D). */

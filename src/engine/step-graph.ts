@@ -7,14 +7,15 @@ import { grad } from './autodiff.ts';
 import type { DType } from './dtype.ts';
 import { Graph, type Var } from './graph.ts';
 import { toBytes } from './onnx.ts';
-import { add, concat, mul, reshape } from './ops.ts';
+import { add, concat, mul, reshape, split } from './ops.ts';
 import type { OptimizerConfig, ResolvedOptimizer } from './optim.ts';
 import {
-  clipGradNorm,
   declareScalars,
+  gradNorm,
   optimizerUpdate,
   parseOptimizer,
   stateSlots,
+  stepScalars,
 } from './optim.ts';
 import type { ParamLayout, ParamStore } from './params.ts';
 import type { ScheduleConfig } from './schedule.ts';
@@ -62,6 +63,79 @@ export interface ValueSpec {
   readonly shape: Shape;
 }
 
+/**
+ * A contiguous range of the flat parameters that the optimizer updates as one set of vectors:
+ * its params, state and gradient are separate graph inputs and outputs (views of the flat
+ * buffers), decayed or not as a whole.
+ */
+export interface Chunk {
+  readonly offset: number;
+  readonly size: number;
+  readonly decay: boolean;
+}
+
+/**
+ * Largest chunk, in values (4 MB of float32). onnxruntime-node copies every output into a new
+ * ArrayBuffer; above glibc's mmap threshold (at most 32 MB) each copy maps fresh pages and
+ * faults on every one of them, which costs several times the memcpy. Small outputs come from
+ * reused heap memory instead.
+ */
+export const MAX_CHUNK = 1 << 20;
+/** Consecutive parameters with the same decay are grouped while a chunk stays this small. */
+export const SMALL_CHUNK = 1 << 16;
+
+interface ChunkPart {
+  /** Index into layout.views. */
+  view: number;
+  /** Piece of that view's split gradient (big views), or -1 for the whole view. */
+  piece: number;
+}
+
+interface ChunkPlan extends Chunk {
+  parts: ChunkPart[];
+}
+
+/**
+ * Cut the layout into chunks: parameters above MAX_CHUNK into near-equal pieces, small
+ * neighbours with the same decay together (their gradients are concatenated, a cheap copy), and
+ * every other parameter on its own, so most gradients feed the update without any copy.
+ */
+export function planChunks(layout: ParamLayout, max = MAX_CHUNK, small = SMALL_CHUNK): Chunk[] {
+  return chunkPlans(layout, max, small).map(({ offset, size, decay }) => ({ offset, size, decay }));
+}
+
+function chunkPlans(layout: ParamLayout, max: number, small: number): ChunkPlan[] {
+  const out: ChunkPlan[] = [];
+  layout.views.forEach((v, i) => {
+    if (v.size > max) {
+      const k = Math.ceil(v.size / max);
+      let offset = v.offset;
+      for (let j = 0; j < k; j++) {
+        const size = Math.floor(v.size / k) + (j < v.size % k ? 1 : 0);
+        out.push({ offset, size, decay: v.decay, parts: [{ view: i, piece: j }] });
+        offset += size;
+      }
+      return;
+    }
+    const last = out[out.length - 1];
+    if (
+      last &&
+      last.decay === v.decay &&
+      last.size + v.size <= small &&
+      last.parts.every((p) => p.piece < 0)
+    ) {
+      out[out.length - 1] = {
+        ...last,
+        size: last.size + v.size,
+        parts: [...last.parts, { view: i, piece: -1 }],
+      };
+      return;
+    }
+    out.push({ offset: v.offset, size: v.size, decay: v.decay, parts: [{ view: i, piece: -1 }] });
+  });
+  return out;
+}
+
 /** Everything needed to run training, as structured-cloneable data. */
 export interface TrainerPlan {
   readonly name: string;
@@ -74,8 +148,8 @@ export interface TrainerPlan {
   readonly totalSteps: number | undefined;
   readonly accumulation: number;
   readonly nonFinite: 'error' | 'skip';
-  /** Whether the graphs read the bool decay mask input. */
-  readonly decayMask: boolean;
+  /** How the update splits the flat parameters (inputs and outputs per chunk). */
+  readonly chunks: readonly Chunk[];
   /** The builder's own inputs (data). */
   readonly dataInputs: readonly ValueSpec[];
   /** The loss and the builder's extra outputs. */
@@ -86,17 +160,16 @@ export interface TrainerPlan {
   readonly accumModel: Uint8Array | undefined;
 }
 
-/** Reserved value names of the step graphs. */
+/** Reserved value names of the step graphs; `j` is a chunk index. */
 export const STEP_NAMES = {
   loss: 'loss',
   gradNorm: 'grad_norm',
-  params: 'opt.params',
-  paramsOut: 'opt.params_out',
-  slot: (s: string) => `opt.${s}`,
-  slotOut: (s: string) => `opt.${s}_out`,
-  decayMask: 'opt.decay_mask',
-  acc: 'opt.grad_acc',
-  accOut: 'opt.grad_acc_out',
+  params: (j: number) => `opt.params.${j}`,
+  paramsOut: (j: number) => `opt.params_out.${j}`,
+  slot: (s: string, j: number) => `opt.${s}.${j}`,
+  slotOut: (s: string, j: number) => `opt.${s}_out.${j}`,
+  acc: (j: number) => `opt.grad_acc.${j}`,
+  accOut: (j: number) => `opt.grad_acc_out.${j}`,
   gradScale: 'opt.grad_scale',
 } as const;
 
@@ -126,15 +199,13 @@ export function planTrainer(o: TrainerOptions): TrainerPlan {
       { field: 'params' },
       { hint: 'at least one parameter must be trainable (frozen: false)' },
     );
-  const wantsDecay = optimizer.weight_decay > 0;
-  const someDecay = layout.views.some((v) => v.decay);
-  const allDecay = layout.views.every((v) => v.decay);
-  const decayMask = wantsDecay && someDecay && !allDecay;
-  // With decay off everywhere, drop it from the graph rather than multiply by 1.
-  const opt: ResolvedOptimizer =
-    wantsDecay && !someDecay ? { ...optimizer, weight_decay: 0 } : optimizer;
+  // With decay off everywhere, drop it from the graph (and its scalar input).
+  const opt: ResolvedOptimizer = layout.views.some((v) => v.decay)
+    ? optimizer
+    : { ...optimizer, weight_decay: 0 };
   const name = o.name ?? 'train';
-  const base = { o, layout, optimizer: opt, decayMask, accumulation };
+  const chunks = chunkPlans(layout, MAX_CHUNK, SMALL_CHUNK);
+  const base = { o, layout, optimizer: opt, chunks, accumulation };
   const step = buildGraph({ ...base, kind: 'step', name: `${name}_step` });
   const accum =
     accumulation > 1 ? buildGraph({ ...base, kind: 'accum', name: `${name}_accum` }) : undefined;
@@ -149,7 +220,7 @@ export function planTrainer(o: TrainerOptions): TrainerPlan {
     totalSteps: o.totalSteps,
     accumulation,
     nonFinite,
-    decayMask,
+    chunks: chunks.map(({ offset, size, decay }) => ({ offset, size, decay })),
     dataInputs: step.dataInputs,
     outputs: step.outputs,
     stepModel: toBytes(step.graph),
@@ -161,7 +232,7 @@ interface BuildArgs {
   o: TrainerOptions;
   layout: ParamLayout;
   optimizer: ResolvedOptimizer;
-  decayMask: boolean;
+  chunks: readonly ChunkPlan[];
   accumulation: number;
   kind: 'step' | 'accum';
   name: string;
@@ -169,7 +240,6 @@ interface BuildArgs {
 
 function buildGraph(a: BuildArgs): { graph: Graph; dataInputs: ValueSpec[]; outputs: ValueSpec[] } {
   const g = new Graph({ name: a.name });
-  const n = a.layout.size;
   const params: Record<string, Var> = {};
   const trainable = a.layout.views.map((v) => {
     params[v.name] = g.param(v.name, v.shape);
@@ -204,41 +274,60 @@ function buildGraph(a: BuildArgs): { graph: Graph; dataInputs: ValueSpec[]; outp
     outputs.push({ name, dtype: v.dtype, shape: v.shape });
   }
 
-  // One flat gradient in layout order: the update then runs as a few ops over [N].
+  // The gradient in chunks: whole parameters as they are (a free reshape), big ones split
+  // into their pieces, small neighbours concatenated.
   const grads = grad(loss, trainable) as Var[];
-  let flatGrad = concat(
-    grads.map((d) => reshape(d, [-1])),
-    0,
+  const pieces = new Map<number, Var[]>();
+  const part = ({ view, piece }: ChunkPart): Var => {
+    const flat = reshape(grads[view] as Var, [-1]);
+    if (piece < 0) return flat;
+    let ps = pieces.get(view);
+    if (!ps) {
+      const sizes = a.chunks
+        .filter((c) => c.parts[0]?.view === view && c.parts[0].piece >= 0)
+        .map((c) => c.size);
+      ps = split(flat, 0, sizes);
+      pieces.set(view, ps);
+    }
+    return ps[piece] as Var;
+  };
+  let chunkGrads = a.chunks.map((c) =>
+    c.parts.length === 1 ? part(c.parts[0] as ChunkPart) : concat(c.parts.map(part), 0),
   );
   if (a.accumulation > 1) {
-    const acc = g.input(STEP_NAMES.acc, 'float32', [n]);
     const scale = g.input(STEP_NAMES.gradScale, 'float32', []);
-    flatGrad = add(acc, mul(flatGrad, scale));
+    chunkGrads = chunkGrads.map((d, j) =>
+      add(g.input(STEP_NAMES.acc(j), 'float32', [a.chunks[j]!.size]), mul(d, scale)),
+    );
     if (a.kind === 'accum') {
-      g.output(STEP_NAMES.accOut, flatGrad);
+      chunkGrads.forEach((d, j) => {
+        g.output(STEP_NAMES.accOut(j), d);
+      });
       return { graph: g, dataInputs, outputs };
     }
   }
-  const p = g.input(STEP_NAMES.params, 'float32', [n]);
-  const state = stateSlots(a.optimizer).map((s) => g.input(STEP_NAMES.slot(s), 'float32', [n]));
-  const mask = a.decayMask ? g.input(STEP_NAMES.decayMask, 'bool', [n]) : undefined;
-  const scalars = declareScalars(g, a.optimizer);
+  const slots = stateSlots(a.optimizer);
+  const fed = declareScalars(g, a.optimizer);
+  const chunkInputs = a.chunks.map((c, j) => ({
+    params: g.input(STEP_NAMES.params(j), 'float32', [c.size]),
+    state: slots.map((s) => g.input(STEP_NAMES.slot(s, j), 'float32', [c.size])),
+  }));
   // A scope only names the values ('optimizer/...'), so profiles can tell the update apart.
-  const { norm, upd } = g.scope('optimizer', () => {
-    const { grad: clipped, norm } = clipGradNorm(flatGrad, a.o.max_grad_norm);
-    const upd = optimizerUpdate(a.optimizer, {
-      params: p,
-      grad: clipped,
-      state,
-      scalars,
-      ...(mask ? { decayMask: mask } : {}),
+  g.scope('optimizer', () => {
+    const { norm, scale } = gradNorm(chunkGrads, a.o.max_grad_norm);
+    g.output(STEP_NAMES.gradNorm, norm);
+    const k = stepScalars(a.optimizer, fed, scale);
+    a.chunks.forEach((c, j) => {
+      const upd = optimizerUpdate(a.optimizer, k, {
+        ...(chunkInputs[j] as { params: Var; state: Var[] }),
+        grad: chunkGrads[j] as Var,
+        decay: c.decay,
+      });
+      g.output(STEP_NAMES.paramsOut(j), upd.params);
+      slots.forEach((s, i) => {
+        g.output(STEP_NAMES.slotOut(s, j), upd.state[i] as Var);
+      });
     });
-    return { norm, upd };
-  });
-  g.output(STEP_NAMES.gradNorm, norm);
-  g.output(STEP_NAMES.paramsOut, upd.params);
-  stateSlots(a.optimizer).forEach((s, i) => {
-    g.output(STEP_NAMES.slotOut(s), upd.state[i] as Var);
   });
   return { graph: g, dataInputs, outputs };
 }

@@ -5,7 +5,6 @@
 import { ConfigError, ShapeError, TrainingError } from '../util/errors.ts';
 import type { TypedArrayOf } from './dtype.ts';
 import { optimizerScalars, scalarNames } from './optim.ts';
-import type { ParamLayout } from './params.ts';
 import { ParamStore } from './params.ts';
 import type { Session, SessionOptions, Tensor } from './runtime.ts';
 import { createSession, tensor } from './runtime.ts';
@@ -72,6 +71,13 @@ export interface Trainer {
   release(): Promise<void>;
 }
 
+/** A gradient accumulator: one flat buffer, fed and fetched as chunk views. */
+interface AccBuffer {
+  flat: Float32Array;
+  feeds: Record<string, Tensor>;
+  outs: Record<string, Tensor>;
+}
+
 interface BufferSet {
   params: Float32Array;
   slots: Float32Array[];
@@ -87,7 +93,7 @@ interface BufferSet {
 export class StepRunner implements Trainer {
   private sets: [BufferSet, BufferSet];
   private cur: 0 | 1 = 0;
-  private acc: [Float32Array, Float32Array] | undefined;
+  private acc: [AccBuffer, AccBuffer] | undefined;
   private applied = 0;
   private skipped = 0;
   private busy: string | undefined;
@@ -103,7 +109,6 @@ export class StepRunner implements Trainer {
     private readonly accumSession: Session | undefined,
     initial: Float32Array,
     frozen: Readonly<Record<string, Float32Array>>,
-    decayMask: Uint8Array | undefined,
   ) {
     const n = plan.layout.size;
     if (initial.length !== n)
@@ -112,18 +117,13 @@ export class StepRunner implements Trainer {
         `initial parameters have ${initial.length} values, layout needs ${n}`,
       );
     this.sets = [this.makeSet(initial), this.makeSet(new Float32Array(n))];
-    if (plan.accumulation > 1) this.acc = [new Float32Array(n), new Float32Array(n)];
+    if (plan.accumulation > 1) this.acc = [this.makeAcc(), this.makeAcc()];
     this.schedule = createSchedule(plan.schedule, plan.totalSteps);
     for (const f of plan.frozen) {
       const data = frozen[f.name];
       if (!data)
         throw new ConfigError(`frozen parameter '${f.name}' has no data`, { field: 'params' });
       this.constFeeds[f.name] = tensor('float32', f.shape as number[], data);
-    }
-    if (plan.decayMask) {
-      if (!decayMask || decayMask.length !== n)
-        throw new ShapeError('trainer', 'the plan needs a decay mask of the layout size');
-      this.constFeeds[STEP_NAMES.decayMask] = tensor('bool', [n], decayMask);
     }
     for (const s of scalarNames(plan.optimizer)) this.scalars[s] = tensor('float32', []);
     this.scalars[STEP_NAMES.gradScale] = tensor('float32', []);
@@ -143,20 +143,41 @@ export class StepRunner implements Trainer {
     const accumSession = plan.accumModel
       ? await createSession(plan.accumModel, session)
       : undefined;
-    const mask = plan.decayMask ? decayMaskOf(plan.layout) : undefined;
-    return new StepRunner(plan, stepSession, accumSession, initial, frozen, mask);
+    return new StepRunner(plan, stepSession, accumSession, initial, frozen);
+  }
+
+  /** Tensors over views of `flat`, one per chunk, named by `name(j)`. */
+  private chunkViews(flat: Float32Array, name: (j: number) => string): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    this.plan.chunks.forEach((c, j) => {
+      out[name(j)] = tensor('float32', [c.size], flat.subarray(c.offset, c.offset + c.size));
+    });
+    return out;
+  }
+
+  private makeAcc(): AccBuffer {
+    const flat = new Float32Array(this.plan.layout.size);
+    const feeds = this.chunkViews(flat, STEP_NAMES.acc);
+    return { flat, feeds, outs: this.chunkViews(flat, STEP_NAMES.accOut) };
   }
 
   private makeSet(params: Float32Array): BufferSet {
     const n = this.plan.layout.size;
     const slots = this.plan.slots.map(() => new Float32Array(n));
-    const feeds: Record<string, Tensor> = { [STEP_NAMES.params]: tensor('float32', [n], params) };
-    const outs: Record<string, Tensor> = { [STEP_NAMES.paramsOut]: tensor('float32', [n], params) };
+    // Zero-copy views: onnxruntime-node builds its input tensors over the same memory, and ORT
+    // writes the outputs straight into the other set's views.
+    const feeds = this.chunkViews(params, STEP_NAMES.params);
+    const outs = this.chunkViews(params, STEP_NAMES.paramsOut);
     this.plan.slots.forEach((s, i) => {
-      feeds[STEP_NAMES.slot(s)] = tensor('float32', [n], slots[i]);
-      outs[STEP_NAMES.slotOut(s)] = tensor('float32', [n], slots[i]);
+      Object.assign(
+        feeds,
+        this.chunkViews(slots[i] as Float32Array, (j) => STEP_NAMES.slot(s, j)),
+      );
+      Object.assign(
+        outs,
+        this.chunkViews(slots[i] as Float32Array, (j) => STEP_NAMES.slotOut(s, j)),
+      );
     });
-    // Zero-copy views: onnxruntime-node builds its input tensors over the same memory.
     for (const v of this.plan.layout.views)
       feeds[v.name] = tensor('float32', v.shape, params.subarray(v.offset, v.offset + v.size));
     return { params, slots, feeds, outs };
@@ -230,15 +251,12 @@ export class StepRunner implements Trainer {
       Object.assign(fetch, extras);
       if (this.acc) {
         // Accumulator ping-pong too: micro-batch i reads acc[i % 2] and writes the other.
-        const a = this.acc[i % 2] as Float32Array;
-        if (i === 0) a.fill(0);
-        run[STEP_NAMES.acc] = tensor('float32', [a.length], a);
+        const a = this.acc[i % 2] as AccBuffer;
+        if (i === 0) a.flat.fill(0);
+        Object.assign(run, a.feeds);
         (this.scalars[STEP_NAMES.gradScale]?.data as Float32Array)[0] = weights[i] as number;
         run[STEP_NAMES.gradScale] = this.scalars[STEP_NAMES.gradScale] as Tensor;
-        if (!last) {
-          const b = this.acc[(i + 1) % 2] as Float32Array;
-          fetch[STEP_NAMES.accOut] = tensor('float32', [b.length], b);
-        }
+        if (!last) Object.assign(fetch, (this.acc[(i + 1) % 2] as AccBuffer).outs);
       }
       if (last) {
         const values = optimizerScalars(this.plan.optimizer, stepNo, lr);
@@ -372,13 +390,6 @@ function sum(a: TypedArrayOf['float32']): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] as number;
   return s;
-}
-
-/** The bool weight-decay mask in flat order. */
-export function decayMaskOf(layout: ParamLayout): Uint8Array {
-  const m = new Uint8Array(layout.size);
-  for (const v of layout.views) if (v.decay) m.fill(1, v.offset, v.offset + v.size);
-  return m;
 }
 
 /**

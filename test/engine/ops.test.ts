@@ -110,6 +110,10 @@ test('reductions and softmax', async () => {
     reference: (x) => [x.reduce((p, q) => p + q, 0)],
   });
   await checkOp('reduce_sum-keep', [{ shape: [2, 3, 4] }], (x) => x.sum([0, 2], true));
+  await checkOp('reduce_sum_square', [{ shape: [2, 3, 4] }], (x) => O.reduceSumSquare(x, [1]));
+  await checkOp('reduce_sum_square-all', [{ shape: [2, 3] }], (x) => O.reduceSumSquare(x), {
+    reference: (x) => [x.reduce((p, q) => p + q * q, 0)],
+  });
   await checkOp('reduce_mean', [{ shape: [2, 3, 4] }], (x) => x.mean([-1]));
   await checkOp('reduce_mean-keep', [{ shape: [2, 3] }], (x) => x.mean([0], true));
   await checkOp('reduce_max', [{ shape: [2, 3, 4] }], (x) => x.max([1]));
