@@ -10,6 +10,7 @@ import {
   builtinCollection,
   type Collection,
   DEMO_HELDOUT_CATEGORIES,
+  INVENTED_CATEGORY,
   knowledgeCorpus,
   renderTask,
   splitFacts,
@@ -52,8 +53,18 @@ export const DemoConfig = z.strictObject({
       countries: z.number().int().positive(),
       adjectives: z.number().int().positive(),
       verbs: z.number().int().positive(),
+      /** Invented relations over things, trained on but not evaluated (relation diversity). */
+      relations: z.number().int().min(0).default(0),
+      relation_facts: z.number().int().positive().default(8),
     })
-    .default({ things: 40, countries: 16, adjectives: 20, verbs: 20 }),
+    .default({
+      things: 40,
+      countries: 16,
+      adjectives: 20,
+      verbs: 20,
+      relations: 64,
+      relation_facts: 8,
+    }),
   pretrain_steps: z.number().int().positive().default(900),
   pretrain_learning_rate: z.number().positive().default(3e-3),
   sft_steps: z.number().int().positive().default(300),
@@ -150,7 +161,10 @@ function buildData(c: Collection, cfg: DemoConfig): DemoData {
       add(t, cfg.quick ? probe.slice(0, 4) : probe, 'heldout', probeTasks);
       continue;
     }
-    const { train, eval: ev } = splitFacts(t, cfg.seen_eval_fraction, cfg.seed);
+    const invented = t.category === INVENTED_CATEGORY;
+    const { train, eval: ev } = invented
+      ? { train: t.facts, eval: [] }
+      : splitFacts(t, cfg.seen_eval_fraction, cfg.seed);
     for (let s = 0; s < cfg.templates_per_fact; s++) {
       for (const e of renderTask(c, t, {
         variant: 'zero_shot',

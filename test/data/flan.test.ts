@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import {
   builtinCollection,
   categoryTable,
+  INVENTED_CATEGORY,
   knowledgeCorpus,
   renderCollection,
   renderTask,
@@ -200,4 +201,32 @@ test('every fact is stated in the knowledge corpus, and the eval split holds out
     zs.slice(0, 3).map((e) => e.template),
     ['capital_of:zero_shot:0', 'capital_of:zero_shot:1', 'capital_of:zero_shot:2'],
   );
+});
+
+test('invented relations: extra generic-only tasks over things, stated in the knowledge corpus', () => {
+  const plain = builtinCollection({ seed: 2 });
+  const c = builtinCollection({ seed: 2, sizes: { relations: 3, relation_facts: 5 } });
+  // The rest of the world is unchanged by asking for relations.
+  assert.deepEqual(c.lexicon.things, plain.lexicon.things);
+  assert.deepEqual(c.lexicon.adjectives, plain.lexicon.adjectives);
+  const inv = c.tasks.filter((t) => t.category === INVENTED_CATEGORY);
+  assert.equal(inv.length, 3);
+  assert.equal(c.tasks.length, plain.tasks.length + 3);
+  const text = new Set(knowledgeCorpus(c));
+  const words = new Set(
+    [...plain.lexicon.things.flatMap((t) => [t.name, t.plural])].concat(
+      plain.lexicon.adjectives.flatMap((a) => [a.word, a.opposite, a.synonym]),
+    ),
+  );
+  for (const t of inv) {
+    assert.equal(t.facts.length, 5);
+    assert.equal(t.templates.patterns.length, 6, 'the generic patterns only');
+    assert.ok(t.templates.patterns.every((p) => p.input.includes(t.templates.relation!)));
+    for (const f of t.facts) {
+      assert.ok(text.has(f.rationale), f.rationale);
+      assert.ok(!words.has(f.y), `${f.y} is a new word`);
+    }
+    const [e] = renderTask(c, t, { variant: 'zero_shot', seed: 0, roundRobin: true });
+    assert.equal(e!.input, `What is the ${t.templates.relation} ${t.facts[0]!.x}?`);
+  }
 });

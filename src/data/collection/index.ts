@@ -16,6 +16,7 @@ import type { TaskExample } from '../records.ts';
 import {
   loadTemplateSet,
   type RenderedExample,
+  relationTaskTemplates,
   renderVariant,
   type TaskTemplateSet,
   type Variant,
@@ -28,6 +29,8 @@ export { type Fact, TASKS, type TaskDef } from './tasks.ts';
 
 export const TEMPLATES_PATH = join(dirname(fileURLToPath(import.meta.url)), 'templates.yaml');
 export const DEMO_HELDOUT_CATEGORIES = ['antonyms', 'sequences'] as const;
+/** Category of the invented relations (lexicon `relations`): extra training tasks, not evaluated. */
+export const INVENTED_CATEGORY = 'invented';
 
 export interface CollectionTask {
   name: string;
@@ -68,6 +71,24 @@ export function builtinCollection(opts: { seed?: number; sizes?: LexiconSizes } 
       facts: t.facts(lexicon),
       answers: t.answers(lexicon),
     };
+  });
+  // Invented relations have only the generic wording: they add relation diversity to training
+  // (more tasks, as FLAN found helps held-out tasks), not new kinds of instructions.
+  lexicon.relations.forEach((rel, i) => {
+    const name = `invented_${i}`;
+    const facts = rel.facts.map(({ thing, value }) => ({
+      x: `a ${thing.name}`,
+      y: value,
+      rationale: `The ${rel.name} a ${thing.name} is ${value}.`,
+      also: [],
+    }));
+    tasks.push({
+      name,
+      category: INVENTED_CATEGORY,
+      templates: relationTaskTemplates(set, name, INVENTED_CATEGORY, rel.name),
+      facts,
+      answers: [...new Set(facts.map((f) => f.y))],
+    });
   });
   return { seed, lexicon, tasks };
 }

@@ -28,11 +28,19 @@ export interface Verb {
   past: string;
 }
 
+/** An invented relation ("the zorb of a sneish is dap"): training-only extra tasks. */
+export interface InventedRelation {
+  /** The relational phrase, e.g. "zorb of". */
+  name: string;
+  facts: { thing: Thing; value: string }[];
+}
+
 export interface Lexicon {
   things: Thing[];
   countries: Country[];
   adjectives: AdjectivePair[];
   verbs: Verb[];
+  relations: InventedRelation[];
 }
 
 export interface LexiconSizes {
@@ -40,6 +48,10 @@ export interface LexiconSizes {
   countries?: number;
   adjectives?: number;
   verbs?: number;
+  /** Invented relations over things (none by default). */
+  relations?: number;
+  /** Things each invented relation states a value for. @default 8 */
+  relation_facts?: number;
 }
 
 const ONSETS = [
@@ -159,7 +171,17 @@ export function buildLexicon(seed: number, sizes: LexiconSizes = {}): Lexicon {
     const base = fresh(1);
     return { base, past: base + rng.choice(PAST_SUFFIXES) };
   });
-  return { things, countries, adjectives, verbs };
+  // Drawn last, so a lexicon with relations has the same words otherwise.
+  const relations: InventedRelation[] = Array.from({ length: sizes.relations ?? 0 }, () => {
+    const name = `${fresh(1 + rng.int(2))} of`;
+    const values = Array.from({ length: 6 }, () => fresh(1));
+    const n = Math.min(sizes.relation_facts ?? 8, things.length);
+    return {
+      name,
+      facts: rng.sample(things, n).map((thing) => ({ thing, value: rng.choice(values) })),
+    };
+  });
+  return { things, countries, adjectives, verbs, relations };
 }
 
 export const DAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];

@@ -59,6 +59,32 @@ export interface TaskTemplateSet {
 export interface TemplateSet {
   file?: string;
   tasks: Map<string, TaskTemplateSet>;
+  /** The generic patterns, unfilled, for tasks made in code (see relationTaskTemplates). */
+  generic: { patterns: Pattern[]; cot: Pattern[]; inversions: Pattern[] };
+}
+
+/** Fills a pattern's {relation}. */
+const withRelation = (p: Pattern, relation: string): Pattern => ({
+  input: p.input.split('{relation}').join(relation),
+  target: p.target.split('{relation}').join(relation),
+});
+
+/** The template set of a task that has only the generic patterns, filled with `relation`. */
+export function relationTaskTemplates(
+  set: TemplateSet,
+  name: string,
+  category: string,
+  relation: string,
+): TaskTemplateSet {
+  const fill = (p: Pattern) => withRelation(p, relation);
+  return {
+    name,
+    category,
+    relation,
+    patterns: set.generic.patterns.map(fill),
+    cot: set.generic.cot.map(fill),
+    inversions: set.generic.inversions.map(fill),
+  };
 }
 
 /** Parses a template-set YAML text; errors name the file, line and field. */
@@ -79,10 +105,7 @@ export function parseTemplateSet(text: string, file?: string, minPatterns = 1): 
   }
   const tasks = new Map<string, TaskTemplateSet>();
   for (const [name, t] of Object.entries(r.data.tasks)) {
-    const fill = (p: Pattern): Pattern => ({
-      input: p.input.split('{relation}').join(t.relation ?? ''),
-      target: p.target.split('{relation}').join(t.relation ?? ''),
-    });
+    const fill = (p: Pattern): Pattern => withRelation(p, t.relation ?? '');
     const generic = t.relation ? r.data.generic.map(fill) : [];
     const inversions = [
       ...t.inversions,
@@ -105,7 +128,15 @@ export function parseTemplateSet(text: string, file?: string, minPatterns = 1): 
       inversions,
     });
   }
-  return { file, tasks };
+  return {
+    file,
+    tasks,
+    generic: {
+      patterns: r.data.generic,
+      cot: r.data.generic_cot,
+      inversions: r.data.generic_inversions,
+    },
+  };
 }
 
 export function loadTemplateSet(path: string, minPatterns = 1): TemplateSet {
