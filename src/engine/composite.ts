@@ -11,6 +11,7 @@ import {
   full,
   gatherElements,
   logSoftmax,
+  matmulTN,
   maximum,
   mul,
   neg,
@@ -242,7 +243,7 @@ export function linearTokenLogProbs(h: Var, weight: Var, targets: Var, ignoreInd
         if (need[1]) {
           const v = weight.shape[0]!;
           const hs = mul(h, nd);
-          dw = reshape(gm, [-1, v]).matmul(reshape(hs, [-1, d]), { transA: true }); // [V, D]
+          dw = matmulTN(reshape(gm, [-1, v]), reshape(hs, [-1, d])); // [V, D]
         }
         return [dh, dw, undefined];
       },

@@ -50,7 +50,7 @@ const GATHER: OpDef<{ axis: number }> = {
 // several times must accumulate, and ORT's ScatterND(add) does that with a thread race on
 // repeated rows (run-to-run differences with 2 threads). So the sum runs as a GEMM over the
 // batch's distinct ids only: Unique gives the sorted distinct ids u [U] and each token's
-// position in u, the one-hot of those positions [N, U] times dY gives one summed row per
+// position in u, the one-hot of those positions [U, N] times dY gives one summed row per
 // distinct id, [U, N]·[N, D], and ScatterND writes those rows (each once, so no race) into
 // zeros. That is at most 2·N²·D FLOPs instead of 2·V·N·D for a one-hot over the vocabulary.
 const EMBEDDING_GRAD: OpDef<{ rows: number }> = {
@@ -68,14 +68,15 @@ const EMBEDDING_GRAD: OpDef<{ rows: number }> = {
     e.node('Shape', [uniq], [count]);
     e.node('Squeeze', [count, e.constI64([0])], [limit]);
     e.node('Range', [e.constI64([0], true), limit, e.constI64([1], true)], [range]); // [U]
-    const [column, hit, onehot] = [t('column'), t('hit'), t('onehot')];
-    e.node('Unsqueeze', [inverse, e.constI64([1])], [column]); // [N, 1]
-    e.node('Equal', [column, range], [hit]); // [N, U]
+    // The one-hot is built transposed, [U, N], so the sum is a plain GEMM (no transposed A).
+    const [column, row, hit, onehot] = [t('column'), t('row'), t('hit'), t('onehot')];
+    e.node('Unsqueeze', [range, e.constI64([1])], [column]); // [U, 1]
+    e.node('Unsqueeze', [inverse, e.constI64([0])], [row]); // [1, N]
+    e.node('Equal', [column, row], [hit]); // [U, N]
     e.node('Cast', [hit], [onehot], { to: { i: ONNX_DTYPE[dy.dtype] } });
     const [rows, summed] = [t('rows'), t('summed')];
     e.node('Reshape', [e.name(dy), e.constI64([-1, d])], [rows]); // [N, D]
-    const fused = { transA: { i: 1 }, transB: { i: 0 }, alpha: { f: 1 } };
-    e.node('FusedMatMul', [onehot, rows], [summed], fused, 'com.microsoft'); // [U, D]
+    e.node('MatMul', [onehot, rows], [summed]); // [U, D]
     const [where, zeros] = [t('where'), t('zeros')];
     e.node('Unsqueeze', [uniq, e.constI64([1])], [where]); // [U, 1]
     e.node('Expand', [e.constScalar(0, dy.dtype), e.constI64([v, d])], [zeros]);

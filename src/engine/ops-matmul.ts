@@ -4,7 +4,7 @@
 import { ShapeError } from '../util/errors.ts';
 import type { OpDef, Var } from './graph.ts';
 import { apply1, needFloat, sameDtype, sumTo } from './ops-core.ts';
-import { reshape } from './ops-shape.ts';
+import { reshape, transpose } from './ops-shape.ts';
 import type { Dim } from './shape.ts';
 import { broadcast, dimEq, fmtShape } from './shape.ts';
 
@@ -95,23 +95,40 @@ function mm(a: Var, b: Var, transA: boolean, transB: boolean, alpha: number): Va
 
 /** dB for C = α·A'·B (B not transposed): α·A'ᵀ·dC, folding batch dims into rows when B is 2-D. */
 function weightGrad(a: Var, g: Var, transA: boolean, alpha: number, b: Var): Var {
-  if (b.rank === 2 && a.rank > 2 && !transA) {
+  if (b.rank === 2 && !transA) {
     // [.., M, K] and [.., M, N] flatten to [R, K], [R, N]: one GEMM instead of a batched one.
     const k = a.shape[a.rank - 1]!;
     const nn = g.shape[g.rank - 1]!;
-    return mm(reshape(a, [-1, k]), reshape(g, [-1, nn]), true, false, alpha);
+    return matmulTN(reshape(a, [-1, k]), reshape(g, [-1, nn]), alpha);
   }
   return sumTo(mm(a, g, !transA, false, alpha), b.shape);
 }
 
 /** dB for C = α·A'·Bᵀ: dB = α·dCᵀ·A'. */
 function weightGradT(a: Var, g: Var, transA: boolean, alpha: number, b: Var): Var {
-  if (b.rank === 2 && a.rank > 2 && !transA) {
+  if (b.rank === 2 && !transA) {
     const k = a.shape[a.rank - 1]!;
     const nn = g.shape[g.rank - 1]!;
-    return mm(reshape(g, [-1, nn]), reshape(a, [-1, k]), true, false, alpha);
+    return matmulTN(reshape(g, [-1, nn]), reshape(a, [-1, k]), alpha);
   }
   return sumTo(mm(g, a, true, transA, alpha), b.shape);
+}
+
+/**
+ * α·aᵀ·b for 2-D a [R, M] and b [R, N] (a weight gradient: the sum runs over the rows of
+ * both). MLAS's transposed-A GEMM runs 10-25 % slower than a plain one at these shapes, so the
+ * product is a plain MatMul after an explicit Transpose of the cheaper side: aᵀ (R·M values
+ * moved), or bᵀ and then the [N, M] result (R·N + M·N). The trainer's sessions keep ORT from
+ * fusing the Transpose back (runtime.ts, TRAINING_DISABLED_OPTIMIZERS).
+ */
+export function matmulTN(a: Var, b: Var, alpha = 1): Var {
+  const [r, m, n] = [a.shape[0], a.shape[1], b.shape[1]];
+  if (a.rank !== 2 || b.rank !== 2 || typeof m !== 'number' || typeof n !== 'number')
+    return mm(a, b, true, false, alpha);
+  // A symbolic row count (batch × sequence) is taken as large.
+  const cheaperA = typeof r === 'number' ? r * m <= r * n + m * n : m <= n;
+  if (cheaperA) return mm(transpose(a, [1, 0]), b, false, false, alpha);
+  return transpose(mm(transpose(b, [1, 0]), a, false, false, alpha), [1, 0]);
 }
 
 /** alpha · op(a) · op(b) over the last two dims; batch dims broadcast. */

@@ -80,6 +80,24 @@ export interface Session {
 // has no CPU kernel, so float64 graphs would fail to load. silu() emits QuickGelu itself.
 const DISABLED_OPTIMIZERS = ['QuickGeluFusion'];
 
+/**
+ * Also off in training sessions: MatmulTransposeFusion would fold the explicit Transposes of
+ * weight gradients (matmulTN in ops-matmul.ts) back into a slower transposed-A GEMM.
+ */
+export const TRAINING_DISABLED_OPTIMIZERS = ['MatmulTransposeFusion'];
+
+/** `opts` with `names` added to ORT's disabled graph optimizers. */
+export function withDisabledOptimizers(
+  opts: SessionOptions,
+  names: readonly string[],
+): SessionOptions {
+  const extra = opts.extra ?? {};
+  const optim = { ...((extra.optimization as Record<string, unknown> | undefined) ?? {}) };
+  const user = String(optim.disable_specified_optimizers ?? '');
+  optim.disable_specified_optimizers = [...user.split(';').filter(Boolean), ...names].join(';');
+  return { ...opts, extra: { ...extra, optimization: optim } };
+}
+
 function withDefaultExtra(extra: Record<string, unknown> = {}): Record<string, unknown> {
   const optim = { ...((extra.optimization as Record<string, unknown> | undefined) ?? {}) };
   const user = String(optim.disable_specified_optimizers ?? '');

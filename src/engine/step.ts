@@ -7,7 +7,12 @@ import type { TypedArrayOf } from './dtype.ts';
 import { optimizerScalars, scalarNames } from './optim.ts';
 import { ParamStore } from './params.ts';
 import type { Session, SessionOptions, Tensor } from './runtime.ts';
-import { createSession, tensor } from './runtime.ts';
+import {
+  createSession,
+  TRAINING_DISABLED_OPTIMIZERS,
+  tensor,
+  withDisabledOptimizers,
+} from './runtime.ts';
 import type { Schedule } from './schedule.ts';
 import { createSchedule } from './schedule.ts';
 import type { TrainerOptions, TrainerPlan } from './step-graph.ts';
@@ -139,10 +144,9 @@ export class StepRunner implements Trainer {
     frozen: Readonly<Record<string, Float32Array>>,
     session: SessionOptions = {},
   ): Promise<StepRunner> {
-    const stepSession = await createSession(plan.stepModel, session);
-    const accumSession = plan.accumModel
-      ? await createSession(plan.accumModel, session)
-      : undefined;
+    const so = withDisabledOptimizers(session, TRAINING_DISABLED_OPTIMIZERS);
+    const stepSession = await createSession(plan.stepModel, so);
+    const accumSession = plan.accumModel ? await createSession(plan.accumModel, so) : undefined;
     return new StepRunner(plan, stepSession, accumSession, initial, frozen);
   }
 

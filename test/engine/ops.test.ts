@@ -1,8 +1,13 @@
 // Every primitive op through checkOp: float64 autodiff gradient vs central finite
 // differences, plus the forward against a plain-TS reference where one is cheap to write.
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { grad } from '../../src/engine/autodiff.ts';
 import { checkOp } from '../../src/engine/gradcheck.ts';
+import { Graph } from '../../src/engine/graph.ts';
 import * as O from '../../src/engine/ops.ts';
+import { createSession, tensor } from '../../src/engine/runtime.ts';
+import { Rng } from '../../src/util/rng.ts';
 
 const map = (f: (v: number) => number) => (x: Float64Array) => x.map(f);
 const zip = (f: (a: number, b: number) => number) => (a: Float64Array, b: Float64Array) =>
@@ -203,4 +208,41 @@ test('indexing ops', async () => {
     [{ shape: [3, 2] }, { shape: [2, 2], dtype: 'int64', values: [0, 1, 2, 0] }],
     (d, i) => O.gatherND(d, i),
   );
+});
+
+test('weight gradients take both transpose orientations, with static and symbolic rows', async () => {
+  // linear's dW = dYᵀ·X runs as a plain MatMul after transposing the cheaper side (matmulTN):
+  // X when the weight has fewer outputs than inputs, dY and then the result otherwise.
+  await checkOp('matmul-weightT-wide', [{ shape: [3, 2] }, { shape: [8, 2] }], (x, y) =>
+    x.matmul(y, { transB: true }),
+  );
+  await checkOp('matmul-weight-wide', [{ shape: [3, 8] }, { shape: [8, 2] }], (x, y) =>
+    x.matmul(y),
+  );
+  const rng = new Rng(4);
+  for (const out of [2, 5]) {
+    const g = new Graph({ name: `symbolic-${out}` });
+    const x = g.input('x', 'float64', ['R', 3]);
+    const up = g.input('up', 'float64', ['R', out]);
+    const w = g.param('w', [out, 3], { dtype: 'float64' });
+    const [dw] = grad(x.matmul(w, { transB: true }).mul(up).sum(), [w]);
+    g.output('dw', dw!);
+    const s = await createSession(g, { threads: 1 });
+    const R = 4;
+    const xd = Float64Array.from({ length: R * 3 }, () => rng.normal());
+    const ud = Float64Array.from({ length: R * out }, () => rng.normal());
+    const r = await s.run({
+      x: tensor('float64', [R, 3], xd),
+      up: tensor('float64', [R, out], ud),
+      w: tensor('float64', [out, 3], new Float64Array(out * 3)),
+    });
+    const got = r.dw!.data as Float64Array;
+    for (let o = 0; o < out; o++)
+      for (let i = 0; i < 3; i++) {
+        let want = 0;
+        for (let k = 0; k < R; k++) want += (ud[k * out + o] as number) * (xd[k * 3 + i] as number);
+        assert.ok(Math.abs((got[o * 3 + i] as number) - want) < 1e-12, `out ${out} dW[${o},${i}]`);
+      }
+    await s.release();
+  }
 });
