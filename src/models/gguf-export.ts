@@ -25,7 +25,10 @@ export type GgufArch = 'llama' | 'qwen2';
 
 /** Options for exportGguf. */
 export interface GgufExportOptions {
-  /** The model's tokenizer (byte-level BPE). */
+  /**
+   * The model's tokenizer: byte-level BPE (written as llama.cpp's "gpt2" vocabulary) or
+   * SentencePiece-style BPE with byte fallback (its "llama" vocabulary, with scores).
+   */
   tokenizer: Tokenizer;
   /** Target architecture. @default 'qwen2' for qwen2 models, else 'llama' */
   arch?: GgufArch;
@@ -33,7 +36,7 @@ export interface GgufExportOptions {
   fileType?: GgufFileType;
   /** general.name. @default spec.modelType */
   name?: string;
-  /** tokenizer.ggml.pre override (normally derived from tokenizer.json). */
+  /** tokenizer.ggml.pre override for byte-level BPE (normally derived from tokenizer.json). */
   pre?: string;
   /** Data alignment in bytes. @default 32 */
   alignment?: number;

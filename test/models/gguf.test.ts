@@ -22,7 +22,7 @@ import { tensorMapsEqual } from '../../src/models/tensor.ts';
 import { trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { Tokenizer } from '../../src/models/tokenizer.ts';
 import { FormatError } from '../../src/util/errors.ts';
-import { repoRoot, sharedData } from '../helpers/shared.ts';
+import { sharedData } from '../helpers/shared.ts';
 import { randomLlamaWeights } from './reference-llama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-gguf-'));
@@ -303,14 +303,7 @@ describe('GGUF tokenizer keys', () => {
       () => writeGgufTokenizer(new GgufWriter(), tok, 400),
       /matches no llama\.cpp pre-tokenizer/,
     );
-    // SentencePiece-style BPE (byte fallback) is refused with a hint.
-    const spm = await Tokenizer.load(
-      join(repoRoot, 'node_modules', '@lenml', 'tokenizer-llama2', 'models'),
-    );
-    assert.throws(
-      () => writeGgufTokenizer(new GgufWriter(), spm, spm.vocabSize),
-      /byte-level BPE tokenizers only/,
-    );
+    // SentencePiece-style BPE (byte fallback) is written as the "llama" model: gguf-spm.test.ts.
     // More ids than embedding rows.
     assert.throws(
       () => writeGgufTokenizer(new GgufWriter(), tokenizer, 300),
