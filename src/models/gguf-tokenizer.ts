@@ -165,8 +165,8 @@ function paddedTokens(tok: Tokenizer, nVocab: number): (string | undefined)[] {
       `tokenizer has ${tokens.length} tokens but the embedding has ${nVocab} rows`,
       tok.source,
     );
-  tokens.length = nVocab;
-  return tokens;
+  // Dense, not holey: Array.prototype.map skips holes, and every id needs a type.
+  return Array.from({ length: nVocab }, (_, i) => tokens[i]);
 }
 
 function fillPad(tokens: readonly (string | undefined)[]): string[] {
