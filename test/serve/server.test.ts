@@ -240,7 +240,8 @@ test('32 concurrent streams: the health endpoint answers while they run', async 
     client.chat.completions.create({
       model: 'tiny',
       messages: [{ role: 'user', content: `Hello number ${i}` }],
-      max_tokens: 200,
+      // As long as the context allows, so the streams outlast the health checks on a fast machine.
+      max_tokens: CONTEXT - 24,
       temperature: 1,
       seed: i,
       logit_bias: noEos,
@@ -265,8 +266,8 @@ test('32 concurrent streams: the health endpoint answers while they run', async 
     const h = await fetch(`${server.url.replace('/v1', '')}/health`);
     worst = Math.max(worst, performance.now() - t);
     assert.equal(h.status, 200);
-    assert.equal(finished, 0, 'health answered only after a stream had finished');
   }
+  assert.equal(finished, 0, 'the health checks took until a stream had finished');
   await Promise.all(drains);
   const total = performance.now() - t0;
   assert.ok(
