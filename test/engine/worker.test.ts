@@ -165,7 +165,7 @@ async function run(t: Trainer, feed: Feeds, n: number): Promise<number> {
   return (performance.now() - t0) / n;
 }
 
-test('the main event loop keeps ticking (< 50 ms gaps) while the worker trains', async (ctx) => {
+test('the main event loop keeps ticking while the worker trains (stalls far shorter than a step)', async (ctx) => {
   const h = heavy();
   const remote = await createWorkerTrainer({ ...h.opts, session: { threads: 1 } });
   await remote.step(h.feed); // warm up
@@ -174,10 +174,6 @@ test('the main event loop keeps ticking (< 50 ms gaps) while the worker trains',
     perStep = await run(remote, h.feed, 6);
   });
   await remote.release();
-  assert.ok(
-    w.maxGap < 50,
-    `event loop stalled ${w.maxGap.toFixed(1)} ms (steps ${perStep.toFixed(1)} ms)`,
-  );
 
   // In-process, each run blocks the loop for a whole step: the contrast the worker removes.
   const local = await createTrainer({ ...heavy().opts, session: { threads: 1 } });
@@ -195,8 +191,10 @@ test('the main event loop keeps ticking (< 50 ms gaps) while the worker trains',
     l.maxGap > 0.8 * localStep,
     `in-process gap ${l.maxGap.toFixed(1)} ms should span a step (${localStep.toFixed(1)} ms)`,
   );
+  // Relative, not a fixed number of ms, so a busy machine does not fail it: with the worker the
+  // loop's longest stall is a small fraction of a step; in process it is a whole step.
   assert.ok(
-    localStep > 2 * w.maxGap,
-    `a step (${localStep.toFixed(1)} ms) must dwarf the worker gaps`,
+    w.maxGap < localStep / 4,
+    `event loop stalled ${w.maxGap.toFixed(1)} ms with the worker (a step is ${localStep.toFixed(1)} ms)`,
   );
 });
