@@ -16,6 +16,19 @@ export interface TinyLlamaOptions {
   bosTokenId?: number | null;
   eosTokenId?: number | null;
   padTokenId?: number | null;
+  /**
+   * A smaller (or larger) shape for tests and benchmarks; every field defaults to the built-in
+   * one. Passed through config.json keys, so the spec stays consistent with what is saved.
+   */
+  shape?: {
+    hiddenSize?: number;
+    intermediateSize?: number;
+    numLayers?: number;
+    numHeads?: number;
+    numKvHeads?: number;
+    headDim?: number;
+    initializerRange?: number;
+  };
 }
 
 /**
@@ -36,12 +49,12 @@ export function tinyLlamaConfig(opts: TinyLlamaOptions = {}): ModelSpec {
     model_type: 'llama',
     architectures: ['LlamaForCausalLM'],
     vocab_size: opts.vocabSize ?? 2048,
-    hidden_size: 256,
-    intermediate_size: 704,
-    num_hidden_layers: 4,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    head_dim: 64,
+    hidden_size: opts.shape?.hiddenSize ?? 256,
+    intermediate_size: opts.shape?.intermediateSize ?? 704,
+    num_hidden_layers: opts.shape?.numLayers ?? 4,
+    num_attention_heads: opts.shape?.numHeads ?? 4,
+    num_key_value_heads: opts.shape?.numKvHeads ?? 2,
+    head_dim: opts.shape?.headDim ?? 64,
     hidden_act: 'silu',
     max_position_embeddings: opts.maxPositions ?? 256,
     rms_norm_eps: 1e-5,
@@ -50,7 +63,7 @@ export function tinyLlamaConfig(opts: TinyLlamaOptions = {}): ModelSpec {
     attention_bias: false,
     mlp_bias: false,
     tie_word_embeddings: true,
-    initializer_range: 0.02,
+    initializer_range: opts.shape?.initializerRange ?? 0.02,
     bos_token_id: opts.bosTokenId ?? null,
     eos_token_id: opts.eosTokenId ?? null,
     pad_token_id: opts.padTokenId ?? null,

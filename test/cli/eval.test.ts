@@ -29,21 +29,21 @@ async function setup() {
     (_, i) => `The ${['cat', 'dog', 'owl'][i % 3]} number ${i} is ${['small', 'big'][i % 2]}.`,
   );
   const { tokenizer } = trainTinyTokenizer(corpus, 320);
-  const spec = {
-    ...tinyLlamaConfig({
-      vocabSize: 320,
-      eosTokenId: tokenizer.eos!.id,
-      padTokenId: tokenizer.pad!.id,
-      maxPositions: 64,
-    }),
-    hiddenSize: 32,
-    intermediateSize: 64,
-    numLayers: 1,
-    numHeads: 2,
-    numKvHeads: 1,
-    headDim: 16,
-    initializerRange: 0.3,
-  };
+  const spec = tinyLlamaConfig({
+    vocabSize: 320,
+    eosTokenId: tokenizer.eos!.id,
+    padTokenId: tokenizer.pad!.id,
+    maxPositions: 64,
+    shape: {
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 16,
+      initializerRange: 0.3,
+    },
+  });
   const model = join(dir, 'model');
   await saveCheckpoint(model, {
     spec,

@@ -83,20 +83,20 @@ test('`instructkit pretrain` from a model directory, and --init-tiny with a mode
   const text = join(dir, 'text.txt');
   writeFileSync(text, `${lines.join('\n')}\n`);
   const { tokenizer } = trainTinyTokenizer(lines, 300);
-  const spec = {
-    ...tinyLlamaConfig({
-      vocabSize: 300,
-      eosTokenId: tokenizer.eos!.id,
-      padTokenId: tokenizer.pad!.id,
-      maxPositions: 64,
-    }),
-    hiddenSize: 32,
-    intermediateSize: 64,
-    numLayers: 1,
-    numHeads: 2,
-    numKvHeads: 1,
-    headDim: 16,
-  };
+  const spec = tinyLlamaConfig({
+    vocabSize: 300,
+    eosTokenId: tokenizer.eos!.id,
+    padTokenId: tokenizer.pad!.id,
+    maxPositions: 64,
+    shape: {
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 16,
+    },
+  });
   const start = CausalLM.random(spec, 7, tokenizer);
   const model = join(dir, 'start');
   await saveCheckpoint(model, {

@@ -17,22 +17,22 @@ const corpus = Array.from(
     `Question ${i}: is the lamp ${['on', 'off', 'broken'][i % 3]}? Answer: ${['yes', 'no'][i % 2]}.`,
 );
 const { tokenizer } = trainTinyTokenizer(corpus, 360);
-const spec = {
-  ...tinyLlamaConfig({
-    vocabSize: 360,
-    eosTokenId: tokenizer.eos!.id,
-    padTokenId: tokenizer.pad!.id,
-    maxPositions: 64,
-  }),
-  hiddenSize: 32,
-  intermediateSize: 64,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 16,
-  // A larger init than HF's 0.02 so the random model has distinct, confident preferences.
-  initializerRange: 0.5,
-};
+const spec = tinyLlamaConfig({
+  vocabSize: 360,
+  eosTokenId: tokenizer.eos!.id,
+  padTokenId: tokenizer.pad!.id,
+  maxPositions: 64,
+  shape: {
+    hiddenSize: 32,
+    intermediateSize: 64,
+    numLayers: 2,
+    numHeads: 2,
+    numKvHeads: 1,
+    headDim: 16,
+    // A larger init than HF's 0.02 so the random model has distinct, confident preferences.
+    initializerRange: 0.5,
+  },
+});
 const lm = CausalLM.random(spec, 11, tokenizer);
 
 /** log p(continuation | context) from the decode graph, one prefix at a time, in float64. */

@@ -17,22 +17,22 @@ const texts = Array.from(
     `Story ${i}: the ${['red', 'blue', 'old'][i % 3]} boat sails to port ${i % 11}, then home.`,
 );
 const { tokenizer } = trainTinyTokenizer(texts, 360);
-const spec = {
-  ...tinyLlamaConfig({
-    vocabSize: 360,
-    eosTokenId: tokenizer.eos!.id,
-    padTokenId: tokenizer.pad!.id,
-    maxPositions: 96,
-  }),
-  hiddenSize: 48,
-  intermediateSize: 96,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 12,
-  // Peaked logits: long, varied greedy continuations.
-  initializerRange: 0.25,
-};
+const spec = tinyLlamaConfig({
+  vocabSize: 360,
+  eosTokenId: tokenizer.eos!.id,
+  padTokenId: tokenizer.pad!.id,
+  maxPositions: 96,
+  shape: {
+    hiddenSize: 48,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 12,
+    // Peaked logits: long, varied greedy continuations.
+    initializerRange: 0.25,
+  },
+});
 const lm = CausalLM.random(spec, 21, tokenizer);
 const prompts = ['Story 4: the', 'then home', 'the old boat', 'port 7'];
 const free: GenerateOptions = { max_new_tokens: 30, stop_token_ids: [] };

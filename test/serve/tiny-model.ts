@@ -15,21 +15,22 @@ const texts = Array.from(
 );
 export const { tokenizer } = trainTinyTokenizer(texts, 400);
 export const CONTEXT = 512;
-const spec = {
-  ...tinyLlamaConfig({
-    vocabSize: 400,
-    eosTokenId: tokenizer.eos!.id,
-    padTokenId: tokenizer.pad!.id,
-    maxPositions: CONTEXT,
-  }),
-  hiddenSize: 64,
-  intermediateSize: 128,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 32,
-};
-export const lm = CausalLM.random({ ...spec, initializerRange: 0.2 }, 7, tokenizer);
+const spec = tinyLlamaConfig({
+  vocabSize: 400,
+  eosTokenId: tokenizer.eos!.id,
+  padTokenId: tokenizer.pad!.id,
+  maxPositions: CONTEXT,
+  shape: {
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 2,
+    numKvHeads: 1,
+    headDim: 32,
+    initializerRange: 0.2,
+  },
+});
+export const lm = CausalLM.random(spec, 7, tokenizer);
 
 /** Saves the model to a fresh temporary directory and returns it. */
 export async function saveTinyModel(): Promise<string> {

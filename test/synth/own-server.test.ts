@@ -48,20 +48,20 @@ before(async () => {
     allSeeds.flatMap((s) => [s.instruction, ...s.instances.map((i) => `${i.input} ${i.output}`)]),
     1024,
   );
-  const spec = {
-    ...tinyLlamaConfig({
-      vocabSize: 1024,
-      eosTokenId: tokenizer.eos!.id,
-      padTokenId: tokenizer.pad!.id,
-      maxPositions: CONTEXT,
-    }),
-    hiddenSize: 64,
-    intermediateSize: 128,
-    numLayers: 2,
-    numHeads: 2,
-    numKvHeads: 1,
-    headDim: 32,
-  };
+  const spec = tinyLlamaConfig({
+    vocabSize: 1024,
+    eosTokenId: tokenizer.eos!.id,
+    padTokenId: tokenizer.pad!.id,
+    maxPositions: CONTEXT,
+    shape: {
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numLayers: 2,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 32,
+    },
+  });
   // A few steps on the instructions, each ending in EOS, so that completions end by themselves
   // (a random model almost never emits EOS, and every response would be cut at max_tokens).
   const trained = await trainSft(

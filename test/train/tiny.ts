@@ -11,20 +11,21 @@ export const corpus = Array.from(
 export const { tokenizer, bpe } = trainTinyTokenizer(corpus, 400);
 export const eos = tokenizer.eos!.id;
 
-export const smallSpec = (maxPositions = 64) => ({
-  ...tinyLlamaConfig({
+export const smallSpec = (maxPositions = 64) =>
+  tinyLlamaConfig({
     vocabSize: 400,
     eosTokenId: eos,
     padTokenId: tokenizer.pad!.id,
     maxPositions,
-  }),
-  hiddenSize: 32,
-  intermediateSize: 64,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 16,
-});
+    shape: {
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numLayers: 2,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 16,
+    },
+  });
 
 export const pairs = corpus.map((c, i) => ({
   prompt: `Q${i}: what colour?\nAnswer:`,
