@@ -313,6 +313,55 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     return abort;
   }
 
+  /**
+   * Streams a request's choices as OpenAI chunks: optional opening chunks, one delta per piece
+   * of text, a finish chunk per choice, usage when asked for, then [DONE].
+   */
+  function streamChoices(
+    c: Parameters<typeof streamSSE>[0],
+    run: ReturnType<typeof launch>,
+    jobs: Job[],
+    abort: AbortController,
+    o: {
+      id: string;
+      object: string;
+      created: number;
+      n: number;
+      withUsage: boolean;
+      opening?: (j: Job) => Record<string, unknown>;
+      delta: (j: Job, text: string, tokens: TokenInfo[]) => Record<string, unknown>;
+      finish: (j: Job, res: Completion) => Record<string, unknown>;
+    },
+  ) {
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        id: o.id,
+        object: o.object,
+        created: o.created,
+        model: modelName,
+        choices,
+        ...(o.withUsage ? { usage: null } : {}),
+        ...extra,
+      });
+    return streamSSE(c, async (s) => {
+      s.onAbort(() => abort.abort());
+      if (o.opening) for (const j of jobs) await s.writeSSE({ data: chunk([o.opening(j)]) });
+      run.open((j, text, tokens) => {
+        void s.writeSSE({ data: chunk([o.delta(j, text, tokens)]) });
+      });
+      let results: Completion[];
+      try {
+        results = await run.all;
+      } catch (e) {
+        return streamError(s, e);
+      }
+      for (const [k, res] of results.entries())
+        await s.writeSSE({ data: chunk([o.finish(jobs[k]!, res)]) });
+      if (o.withUsage) await s.writeSSE({ data: chunk([], { usage: usage(results, o.n) }) });
+      await s.writeSSE({ data: '[DONE]' });
+    });
+  }
+
   app.post('/v1/completions', async (c) => {
     const r = parseBody(CompletionRequest, await readJson(c));
     const seed = requestSeed(r.seed);
@@ -333,45 +382,24 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     const run = launch(jobs, abort.signal, () => abort.abort(), r.stream ?? false);
     if (r.stream) {
       await run.ready();
-      const withUsage = r.stream_options?.include_usage ?? false;
-      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-        JSON.stringify({
-          id,
-          object: 'text_completion',
-          created,
-          model: modelName,
-          choices,
-          ...(withUsage ? { usage: null } : {}),
-          ...extra,
-        });
-      return streamSSE(c, async (s) => {
-        s.onAbort(() => abort.abort());
-        run.open((j, text, tokens) => {
-          void s.writeSSE({
-            data: chunk([
-              {
-                index: j.index,
-                text,
-                logprobs: lp >= 0 ? completionLogprobs(tokens) : null,
-                finish_reason: null,
-              },
-            ]),
-          });
-        });
-        let results: Completion[];
-        try {
-          results = await run.all;
-        } catch (e) {
-          return streamError(s, e);
-        }
-        for (const [k, res] of results.entries())
-          await s.writeSSE({
-            data: chunk([
-              { index: jobs[k]!.index, text: '', logprobs: null, finish_reason: finishReason(res) },
-            ]),
-          });
-        if (withUsage) await s.writeSSE({ data: chunk([], { usage: usage(results, n) }) });
-        await s.writeSSE({ data: '[DONE]' });
+      return streamChoices(c, run, jobs, abort, {
+        id,
+        object: 'text_completion',
+        created,
+        n,
+        withUsage: r.stream_options?.include_usage ?? false,
+        delta: (j, text, tokens) => ({
+          index: j.index,
+          text,
+          logprobs: lp >= 0 ? completionLogprobs(tokens) : null,
+          finish_reason: null,
+        }),
+        finish: (j, res) => ({
+          index: j.index,
+          text: '',
+          logprobs: null,
+          finish_reason: finishReason(res),
+        }),
       });
     }
     const results = await run.all;
@@ -416,61 +444,30 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     const run = launch(jobs, abort.signal, () => abort.abort(), r.stream ?? false);
     if (r.stream) {
       await run.ready();
-      const withUsage = r.stream_options?.include_usage ?? false;
-      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-        JSON.stringify({
-          id,
-          object: 'chat.completion.chunk',
-          created,
-          model: modelName,
-          choices,
-          ...(withUsage ? { usage: null } : {}),
-          ...extra,
-        });
-      return streamSSE(c, async (s) => {
-        s.onAbort(() => abort.abort());
-        for (const j of jobs)
-          await s.writeSSE({
-            data: chunk([
-              {
-                index: j.index,
-                delta: { role: 'assistant', content: '' },
-                logprobs: null,
-                finish_reason: null,
-              },
-            ]),
-          });
-        run.open((j, text, tokens) => {
-          void s.writeSSE({
-            data: chunk([
-              {
-                index: j.index,
-                delta: { content: text },
-                logprobs: lp >= 0 ? chatLogprobs(tokens) : null,
-                finish_reason: null,
-              },
-            ]),
-          });
-        });
-        let results: Completion[];
-        try {
-          results = await run.all;
-        } catch (e) {
-          return streamError(s, e);
-        }
-        for (const [k, res] of results.entries())
-          await s.writeSSE({
-            data: chunk([
-              {
-                index: jobs[k]!.index,
-                delta: {},
-                logprobs: null,
-                finish_reason: finishReason(res),
-              },
-            ]),
-          });
-        if (withUsage) await s.writeSSE({ data: chunk([], { usage: usage(results, n) }) });
-        await s.writeSSE({ data: '[DONE]' });
+      return streamChoices(c, run, jobs, abort, {
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        n,
+        withUsage: r.stream_options?.include_usage ?? false,
+        opening: (j) => ({
+          index: j.index,
+          delta: { role: 'assistant', content: '' },
+          logprobs: null,
+          finish_reason: null,
+        }),
+        delta: (j, text, tokens) => ({
+          index: j.index,
+          delta: { content: text },
+          logprobs: lp >= 0 ? chatLogprobs(tokens) : null,
+          finish_reason: null,
+        }),
+        finish: (j, res) => ({
+          index: j.index,
+          delta: {},
+          logprobs: null,
+          finish_reason: finishReason(res),
+        }),
       });
     }
     const results = await run.all;
