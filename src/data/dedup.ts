@@ -1,7 +1,10 @@
 // Deduplication of a record stream, keeping the first occurrence: exact (on normalised text)
 // and near-duplicate (MinHash signatures + LSH banding, Broder 1997; Leskovec et al., Mining of
-// Massive Datasets, ch. 3.4). Memory grows with the records kept (one hash each for exact, one
-// signature and `bands` bucket entries each for near), never with the records removed.
+// Massive Datasets, ch. 3.4). Memory grows with the records kept, never with the records removed
+// (bench/dedup-memory.ts measures both, as heap bytes after GC). Per kept record: exact holds its
+// normalised text (a hash match is verified on the text) and a map entry, about 1.3-2 bytes per
+// character; near holds `bands` LSH bucket entries (about 50 bytes each) plus the shingle set or
+// the signature (see `verify`): about 1.5 KB for a 100-character record at the defaults.
 import { z } from 'zod';
 import { hashString, Rng } from '../util/rng.ts';
 import { parseConfig } from './config.ts';
@@ -18,9 +21,10 @@ import { fmix32, hash53, normalizeText, recordText } from './text.ts';
  * candidate is then checked (verify):
  * - 'exact' (default): the true Jaccard of the two shingle sets, so the threshold is sharp (a
  *   pair at 0.69 is kept, one at 0.71 removed once LSH proposes it). Costs 4 bytes per distinct
- *   shingle of every kept record (about 4 x its text length).
+ *   shingle of every kept record (about 4 x its text length) plus ~150 bytes of array overhead.
  * - 'estimate': the fraction of equal signature entries (standard error sqrt(s(1-s)/120) ~ 0.04
- *   at s = 0.7), a fixed 480 bytes per kept record, for very large sets.
+ *   at s = 0.7), a fixed 480-byte signature per kept record, whatever its length. Either way
+ *   the bucket entries (~1 KB per kept record at 20 bands) dominate for short texts.
  */
 export const DedupConfig = z
   .strictObject({
@@ -156,31 +160,67 @@ export interface DuplicateDecision {
 export class Deduper {
   readonly config: DedupConfig;
   readonly rows: number;
-  #exact = new Map<number, number>();
+  readonly #hash: (normalised: string) => number;
+  /** Exact mode: 53-bit hash of the normalised text -> slot(s) in #exactTexts / #exactIndex. */
+  #exact = new Map<number, number | number[]>();
+  #exactTexts: string[] = [];
+  #exactIndex: number[] = [];
+  #kept = 0;
   #hasher: MinHasher;
   #buckets: Map<number, number | number[]>[];
   #sigs = new Uint32Array(0);
   #sets: Uint32Array[] = [];
   #keptIndex: number[] = [];
 
-  constructor(config: DedupConfigInput = {}) {
+  /**
+   * @param opts.hash the exact-mode hash of the normalised text (default hash53); replaceable so
+   *   tests can force collisions.
+   */
+  constructor(config: DedupConfigInput = {}, opts: { hash?: (normalised: string) => number } = {}) {
     this.config = parseConfig(DedupConfig, config);
+    this.#hash = opts.hash ?? hash53;
     this.rows = this.config.numPerm / this.config.bands;
     this.#hasher = new MinHasher(this.config.numPerm, this.config.seed);
     this.#buckets = Array.from({ length: this.config.bands }, () => new Map());
   }
 
+  /** Records kept so far. */
+  get kept(): number {
+    return this.#kept;
+  }
+
   check(text: string, index: number): DuplicateDecision | undefined {
     const { mode } = this.config;
+    let norm = '';
+    let key = 0;
     if (mode !== 'near') {
-      const key = hash53(normalizeText(text));
-      const first = this.#exact.get(key);
-      if (first !== undefined) return { index, kind: 'exact', duplicateOf: first };
-      this.#exact.set(key, index);
+      norm = normalizeText(text);
+      key = this.#hash(norm);
+      const hit = this.#exact.get(key);
+      // A hash match is only a candidate: the text decides, so a collision never removes a record.
+      if (hit !== undefined)
+        for (const slot of typeof hit === 'number' ? [hit] : hit)
+          if (this.#exactTexts[slot] === norm)
+            return { index, kind: 'exact', duplicateOf: this.#exactIndex[slot]! };
     }
-    if (mode === 'exact') return undefined;
+    // The exact entry is added only once the record is known to be kept: a record removed as a
+    // near duplicate must not become the target of a later exact copy of it (that copy is then
+    // found as a near duplicate of the same kept record), and removed records cost no memory.
+    const keepExact = (): undefined => {
+      this.#kept++;
+      if (mode === 'near') return undefined;
+      const slot = this.#exactTexts.length;
+      this.#exactTexts.push(norm);
+      this.#exactIndex.push(index);
+      const prev = this.#exact.get(key);
+      if (prev === undefined) this.#exact.set(key, slot);
+      else if (typeof prev === 'number') this.#exact.set(key, [prev, slot]);
+      else prev.push(slot);
+      return undefined;
+    };
+    if (mode === 'exact') return keepExact();
     const sh = shingles(text, this.config.shingleUnit, this.config.shingleSize);
-    if (sh.length === 0) return undefined;
+    if (sh.length === 0) return keepExact();
     const sig = this.#hasher.signature(sh);
     const n = this.config.numPerm;
     const keys = new Array<number>(this.config.bands);
@@ -232,7 +272,7 @@ export class Deduper {
       else if (typeof prev === 'number') m.set(keys[b]!, [prev, k]);
       else prev.push(k);
     }
-    return undefined;
+    return keepExact();
   }
 }
 

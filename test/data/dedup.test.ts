@@ -131,3 +131,37 @@ test('near dedup at scale: no false removals, high recall above the threshold, d
   assert.ok(high.length > 20);
   assert.ok(found.length / high.length >= 0.95, `${found.length}/${high.length}`);
 });
+
+test('both modes: a record identical to a removed near duplicate names the kept record', async () => {
+  // Record 1 is a near duplicate of 0 and removed; record 2 repeats record 1 exactly. It must be
+  // reported against record 0 (the one in the output), never against the removed record 1.
+  const { kept, removed } = await run([base, near, near, far]);
+  assert.deepEqual(kept, [base, far]);
+  assert.equal(removed.length, 2);
+  assert.deepEqual(removed[0], {
+    index: 1,
+    kind: 'near',
+    duplicateOf: 0,
+    similarity: shingleJaccard(base, near),
+  });
+  assert.equal(removed[1]!.index, 2);
+  assert.equal(removed[1]!.duplicateOf, 0);
+  // Every reported target is a record that was kept.
+  const keptIdx = new Set([0, 3]);
+  for (const d of removed) assert.ok(keptIdx.has(d.duplicateOf), JSON.stringify(d));
+});
+
+test('exact dedup verifies the text on a hash match: a collision is not a duplicate', () => {
+  // Every text hashes to the same key: only the text comparison can tell them apart.
+  const d = new Deduper({ mode: 'exact' }, { hash: () => 42 });
+  assert.equal(d.check('Name a prime.', 0), undefined);
+  assert.equal(d.check('Give three tips for staying healthy.', 1), undefined);
+  assert.equal(d.check('Something else entirely', 2), undefined);
+  assert.deepEqual(d.check('give three tips for staying HEALTHY', 3), {
+    index: 3,
+    kind: 'exact',
+    duplicateOf: 1,
+  });
+  assert.deepEqual(d.check('name a PRIME', 4), { index: 4, kind: 'exact', duplicateOf: 0 });
+  assert.equal(d.kept, 3);
+});
