@@ -230,3 +230,16 @@ test('invented relations: extra generic-only tasks over things, stated in the kn
     assert.equal(e!.input, `What is the ${t.templates.relation} ${t.facts[0]!.x}?`);
   }
 });
+
+test('fillPattern looks fields up as own properties: inherited names are missing fields', () => {
+  // `{constructor}` used to render Object's function source, `{toString}` likewise.
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
+    assert.throws(
+      () => fillPattern(`Q: {${name}}`, { x: 'France' }, { template: 't/zero_shot/0' }),
+      (e) => e instanceof DataError && e.field === name && /t\/zero_shot\/0/.test(e.message),
+      name,
+    );
+  }
+  // An example that really has such a field still renders it.
+  assert.equal(fillPattern('{constructor}', { constructor: 'Ada' }), 'Ada');
+});

@@ -163,7 +163,8 @@ export function fillPattern(
     (m, name: string | undefined) => {
       if (m === '{{') return '{';
       if (m === '}}') return '}';
-      if (!(name! in fields)) {
+      // Own properties only: `in` would find Object.prototype's constructor, toString, ...
+      if (!Object.hasOwn(fields, name!)) {
         throw new DataError(
           `template ${where.template ?? ''} uses {${name}} but the example has no field '${name}'`,
           {
@@ -240,7 +241,7 @@ export function renderVariant(
   const target = fillPattern(p.target, fields, where);
   if (o.variant === 'options') {
     const field = o.options?.field ?? 'options';
-    const choices = fields[field];
+    const choices = Object.hasOwn(fields, field) ? fields[field] : undefined;
     if (!Array.isArray(choices))
       throw new DataError(`options variant needs a list field '${field}'`, { file: o.file, field });
     const f =

@@ -238,7 +238,7 @@ export function applyTemplate(
   example: Record<string, unknown>,
   opts: ApplyOptions = {},
 ): AppliedTemplate {
-  if ('answer_choices' in example) {
+  if (Object.hasOwn(example, 'answer_choices')) {
     throw new DataError("the example contains the reserved key 'answer_choices'", {
       file: t.file,
       field: 'answer_choices',
