@@ -2,9 +2,11 @@
 // settings transformers uses (trim_blocks, lstrip_blocks, raise_exception, strftime_now), and
 // return each message's character span so a trainer can put the loss on exactly the assistant
 // replies plus their end-of-turn marker. Tokenisation of the spans is the models stage's job.
+
 import { DataError } from '../../util/errors.ts';
+import { PyRandom } from '../../util/pyrandom.ts';
 import type { ChatMessage } from '../records.ts';
-import { JinjaTemplate } from './jinja.ts';
+import { type JinjaLimits, JinjaTemplate } from './jinja.ts';
 
 export interface MessageSpan {
   role: string;
@@ -36,6 +38,8 @@ export interface ChatRenderOptions {
   endOfTurn?: readonly string[];
   /** Clock for strftime_now, so renders are reproducible. Default: 2026-01-01T00:00:00Z. */
   now?: Date;
+  /** Render budgets (default DEFAULT_JINJA_LIMITS): the template comes with the model. */
+  limits?: Partial<JinjaLimits>;
 }
 
 const DEFAULT_END_OF_TURN = [
@@ -105,6 +109,7 @@ function compile(source: string, now: Date): JinjaTemplate {
       t = new JinjaTemplate(source, {
         trimBlocks: true,
         lstripBlocks: true,
+        name: 'chat_template',
         globals: {
           raise_exception: (msg: unknown) => {
             throw new DataError(`chat template raised: ${String(msg)}`, { field: 'chat_template' });
@@ -139,12 +144,14 @@ export function applyChatTemplate(
     ...opts.extra,
   };
   try {
-    return t.render(context);
+    return t.render(context, { rng: new PyRandom(0), limits: opts.limits });
   } catch (e) {
     if (e instanceof DataError) throw e;
-    throw new DataError(`chat template failed: ${(e as Error).message}`, {
-      field: 'chat_template',
-    });
+    throw new DataError(
+      `chat template failed: ${(e as Error).message}`,
+      { field: 'chat_template' },
+      { cause: e },
+    );
   }
 }
 

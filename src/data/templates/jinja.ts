@@ -48,6 +48,84 @@ const isKwargs = (v: RV | undefined): boolean => v?.type === 'KeywordArgumentsVa
 /** Error raised while rendering; the template layer adds file and template names. */
 export class JinjaRenderError extends Error {}
 
+/**
+ * Budgets of one render, so that a template (a model's chat template comes from its download)
+ * cannot exhaust memory or block the event loop. The defaults are far above what real templates
+ * need (a Llama-3 or Qwen3 chat template renders a 100-turn conversation in a few thousand steps).
+ */
+export interface JinjaLimits {
+  /** Longest string any expression, block or the output may be, in UTF-16 units. */
+  maxChars: number;
+  /** Longest list an expression may build (range(), list + list, list * n). */
+  maxItems: number;
+  /** Loop iterations in one render, summed over all loops (nested loops multiply). */
+  maxLoopIterations: number;
+  /** Interpreter steps (expressions and statements evaluated) in one render. */
+  maxSteps: number;
+  /** Wall-clock time of one render, in milliseconds (checked every 256 steps). */
+  timeoutMs: number;
+}
+
+export const DEFAULT_JINJA_LIMITS: Readonly<JinjaLimits> = Object.freeze({
+  maxChars: 4_000_000,
+  maxItems: 1_000_000,
+  maxLoopIterations: 100_000,
+  maxSteps: 20_000_000,
+  timeoutMs: 2000,
+});
+
+/** A render went over one of its JinjaLimits; names the template and the limit. */
+export class JinjaLimitError extends JinjaRenderError {
+  constructor(
+    readonly template: string,
+    readonly limit: keyof JinjaLimits,
+    readonly max: number,
+    what: string,
+  ) {
+    super(`template ${template} exceeded ${limit} (${max}): ${what}`);
+    this.name = 'JinjaLimitError';
+  }
+}
+
+/** The live budget of one render, shared by the interpreter and the helpers it calls. */
+class Budget {
+  steps = 0;
+  iterations = 0;
+  readonly deadline: number;
+  constructor(
+    readonly limits: JinjaLimits,
+    readonly template: string,
+  ) {
+    this.deadline = performance.now() + limits.timeoutMs;
+  }
+  fail(limit: keyof JinjaLimits, what: string): never {
+    throw new JinjaLimitError(this.template, limit, this.limits[limit], what);
+  }
+  /** Throws before a string of `n` characters is built. */
+  chars(n: number, what: string): void {
+    if (n > this.limits.maxChars) this.fail('maxChars', `${what} of ${n} characters`);
+  }
+  items(n: number, what: string): void {
+    if (n > this.limits.maxItems) this.fail('maxItems', `${what} of ${n} items`);
+  }
+  step(): void {
+    if (++this.steps > this.limits.maxSteps) this.fail('maxSteps', `${this.steps} steps`);
+    if ((this.steps & 255) === 0 && performance.now() > this.deadline)
+      this.fail('timeoutMs', `rendering took over ${this.limits.timeoutMs} ms`);
+  }
+  iteration(): void {
+    if (++this.iterations > this.limits.maxLoopIterations)
+      this.fail('maxLoopIterations', `${this.iterations} loop iterations`);
+  }
+}
+
+/** Length of parts.join(sep), computed without building it. */
+function joinedLength(parts: readonly string[], sep: number): number {
+  let n = parts.length > 0 ? (parts.length - 1) * sep : 0;
+  for (const p of parts) n += p.length;
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Python str() / repr()
 
@@ -210,7 +288,7 @@ function positional(args: RV[]): RV[] {
   return isKwargs(args[args.length - 1]) ? args.slice(0, -1) : args;
 }
 
-function stringMethod(s: string, name: string): RV | undefined {
+function stringMethod(s: string, name: string, budget: Budget): RV | undefined {
   const m = (f: (a: RV[]) => RV): RV => fn((args) => f(positional(args)));
   switch (name) {
     case 'strip':
@@ -230,8 +308,10 @@ function stringMethod(s: string, name: string): RV | undefined {
         const from = a[0]!.value as string;
         const to = a[1]!.value as string;
         const count = a[2] ? (a[2].value as number) : -1;
-        if (count < 0) return str(s.split(from).join(to));
         const parts = s.split(from);
+        const n = count < 0 ? parts.length - 1 : Math.min(count, parts.length - 1);
+        budget.chars(s.length + n * (to.length - from.length), 'str.replace() result');
+        if (count < 0) return str(parts.join(to));
         return str(
           parts.slice(0, count + 1).join(to) +
             (parts.length > count + 1 ? from + parts.slice(count + 1).join(from) : ''),
@@ -254,7 +334,11 @@ function stringMethod(s: string, name: string): RV | undefined {
         return int(sub === '' ? [...s].length + 1 : s.split(sub).length - 1);
       });
     case 'join':
-      return m((a) => str((a[0]!.value as RV[]).map(pyStr).join(s)));
+      return m((a) => {
+        const parts = asSequence(a[0]!, 'join').map(pyStr);
+        budget.chars(joinedLength(parts, s.length), 'str.join() result');
+        return str(parts.join(s));
+      });
     case 'capitalize':
       return m(() => str(s.slice(0, 1).toUpperCase() + s.slice(1).toLowerCase()));
     case 'title':
@@ -351,6 +435,8 @@ function asSequence(v: RV, filter: string): RV[] {
 export interface RenderState {
   /** RNG behind `choice` and `random`; Python-compatible so renders match Jinja2 for a seed. */
   rng: PyRandom;
+  /** Overrides of the template's limits for this render. */
+  limits?: Partial<JinjaLimits>;
 }
 
 interface Node {
@@ -369,10 +455,37 @@ class PyInterpreter extends (Interpreter as unknown as new (
   evaluateArguments(args: unknown[], env: unknown): [RV[], Map<string, RV>];
 }) {
   readonly #state: RenderState;
+  readonly #budget: Budget;
+  /** Nesting depth of evaluateBlock, and the depth and output size of each open for loop. */
+  #blockDepth = 0;
+  readonly #loops: { depth: number; chars: number }[] = [];
 
-  constructor(env: unknown, state: RenderState) {
+  constructor(env: unknown, state: RenderState, budget: Budget) {
     super(env);
     this.#state = state;
+    this.#budget = budget;
+  }
+
+  // Every expression and statement passes here: count the step, and check what it built before
+  // a caller can grow it further (concatenation at most doubles a checked value).
+  override evaluate(node: unknown, environment: unknown): RV {
+    this.#budget.step();
+    const v = super.evaluate(node, environment);
+    if (v.type === 'StringValue') this.#budget.chars((v.value as string).length, 'a string');
+    else if (v.type === 'ArrayValue' || v.type === 'TupleValue')
+      this.#budget.items((v.value as RV[]).length, 'a list');
+    return v;
+  }
+
+  // The library's for loop calls evaluateBlock once per iteration on its body, one block level
+  // below the loop, and appends the body's output to its result: count both there.
+  evaluateFor(node: Node, environment: unknown): RV {
+    this.#loops.push({ depth: this.#blockDepth, chars: 0 });
+    try {
+      return this.#base('evaluateFor', node, environment);
+    } finally {
+      this.#loops.pop();
+    }
   }
 
   /** Calls the library's implementation of a method this class overrides. */
@@ -381,12 +494,25 @@ class PyInterpreter extends (Interpreter as unknown as new (
   }
 
   evaluateBlock(statements: unknown[], environment: unknown): RV {
+    const loop = this.#loops.at(-1);
+    const body = loop !== undefined && loop.depth === this.#blockDepth ? loop : undefined;
+    if (body) this.#budget.iteration();
+    this.#blockDepth++;
     let out = '';
-    for (const s of statements) {
-      const v = this.evaluate(s, environment);
-      if (v.type !== 'NullValue' && v.type !== 'UndefinedValue') out += pyStr(v);
-      else if (v.type === 'NullValue' && (s as Node).type !== 'Set' && isExpression(s as Node))
-        out += 'None';
+    try {
+      for (const s of statements) {
+        const v = this.evaluate(s, environment);
+        if (v.type !== 'NullValue' && v.type !== 'UndefinedValue') out += pyStr(v);
+        else if (v.type === 'NullValue' && (s as Node).type !== 'Set' && isExpression(s as Node))
+          out += 'None';
+        this.#budget.chars(out.length, 'a block output');
+      }
+    } finally {
+      this.#blockDepth--;
+    }
+    if (body) {
+      body.chars += out.length;
+      this.#budget.chars(body.chars, 'a for loop output');
     }
     return str(out);
   }
@@ -399,6 +525,7 @@ class PyInterpreter extends (Interpreter as unknown as new (
       const eq = pyEquals(l, r);
       return bool(op === '==' ? eq : !eq);
     }
+    if (op === '*') return this.#multiply(node, environment);
     if (op === 'in' || op === 'not in') {
       const l = this.evaluate(node.left, environment);
       const r = this.evaluate(node.right, environment);
@@ -413,13 +540,40 @@ class PyInterpreter extends (Interpreter as unknown as new (
     return this.#base('evaluateBinaryExpression', node, environment);
   }
 
+  /** Python's `*`: numbers, and str / list repetition (checked before it is built). */
+  #multiply(node: Node, environment: unknown): RV {
+    const l = this.evaluate(node.left, environment);
+    const r = this.evaluate(node.right, environment);
+    const num = (v: RV) => v.type === 'IntegerValue' || v.type === 'FloatValue';
+    if (num(l) && num(r)) {
+      const p = (l.value as number) * (r.value as number);
+      return l.type === 'FloatValue' || r.type === 'FloatValue' ? new FloatV(p) : int(p);
+    }
+    const [seq, n] = r.type === 'IntegerValue' ? [l, r] : [r, l];
+    if (n.type === 'IntegerValue') {
+      const times = Math.max(0, n.value as number);
+      if (seq.type === 'StringValue') {
+        this.#budget.chars((seq.value as string).length * times, 'str * int result');
+        return str((seq.value as string).repeat(times));
+      }
+      if (isArray(seq)) {
+        const xs = seq.value as RV[];
+        this.#budget.items(xs.length * times, 'list * int result');
+        return arr(Array.from({ length: xs.length * times }, (_, i) => xs[i % xs.length]!));
+      }
+    }
+    throw new JinjaRenderError(
+      `TypeError: unsupported operand type(s) for *: '${l.type}' and '${r.type}'`,
+    );
+  }
+
   evaluateMemberExpression(expr: Node, environment: unknown): RV {
     const object = this.evaluate(expr.object, environment);
     const prop = expr.property as Node;
     if (!expr.computed && prop.type === 'Identifier') {
       const name = prop.value as string;
       if (object.type === 'StringValue') {
-        const m = stringMethod(object.value as string, name);
+        const m = stringMethod(object.value as string, name, this.#budget);
         if (m) return m;
       } else if (isMapping(object)) {
         const d = object.value as Map<string, RV>;
@@ -486,11 +640,28 @@ class PyInterpreter extends (Interpreter as unknown as new (
         return mostFrequent(asSequence(operand, name));
       case 'join': {
         const sep = arg(0, 'd');
-        return str(
-          asSequence(operand, name)
-            .map(pyStr)
-            .join(sep ? pyStr(sep) : ''),
+        const d = sep ? pyStr(sep) : '';
+        const parts = asSequence(operand, name).map(pyStr);
+        this.#budget.chars(joinedLength(parts, d.length), 'join filter result');
+        return str(parts.join(d));
+      }
+      case 'replace':
+        return (stringMethod(pyStr(operand), 'replace', this.#budget)!.value as Fn)(
+          args,
+          environment,
         );
+      case 'indent': {
+        const width = arg(0, 'width');
+        const w = width?.type === 'IntegerValue' ? (width.value as number) : 4;
+        const s = pyStr(operand);
+        this.#budget.chars(s.length + w * s.split('\n').length, 'indent filter result');
+        return this.#base('applyFilter', operand, filterNode, environment);
+      }
+      case 'tojson': {
+        const indent = arg(0, 'indent');
+        if (indent?.type === 'IntegerValue')
+          this.#budget.chars((indent.value as number) * countValues(operand), 'tojson result');
+        return this.#base('applyFilter', operand, filterNode, environment);
       }
       case 'list':
         return arr(asSequence(operand, name));
@@ -512,6 +683,14 @@ class PyInterpreter extends (Interpreter as unknown as new (
         return this.#base('applyFilter', operand, filterNode, environment);
     }
   }
+}
+
+/** Values in a nested value (an upper bound on the lines of its indented JSON). */
+function countValues(v: RV): number {
+  if (isArray(v)) return 1 + (v.value as RV[]).reduce((n, x) => n + countValues(x), 0);
+  if (isMapping(v) || v.type === 'NamespaceValue')
+    return 1 + [...(v.value as Map<string, RV>).values()].reduce((n, x) => n + countValues(x), 0);
+  return 1;
 }
 
 const EXPRESSION_TYPES = new Set([
@@ -540,6 +719,10 @@ export interface JinjaOptions {
   lstripBlocks?: boolean;
   /** Extra global callables, e.g. HF's raise_exception and strftime_now. */
   globals?: Record<string, (...args: unknown[]) => unknown>;
+  /** Name used in limit errors (e.g. 'chat_template' or a file). */
+  name?: string;
+  /** Budgets of each render (default DEFAULT_JINJA_LIMITS); a render may override them. */
+  limits?: Partial<JinjaLimits>;
 }
 
 /** Globals every environment gets: Python's zip, plus what the library already defines. */
@@ -567,6 +750,8 @@ export class JinjaTemplate {
   readonly source: string;
   readonly #program: unknown;
   readonly #globals: Record<string, (...args: unknown[]) => unknown>;
+  readonly #name: string;
+  readonly #limits: JinjaLimits;
 
   /** @throws SyntaxError (from the parser) when the source does not parse. */
   constructor(source: string, opts: JinjaOptions = {}) {
@@ -577,13 +762,17 @@ export class JinjaTemplate {
     });
     this.#program = parse(tokens);
     this.#globals = opts.globals ?? {};
+    this.#name = opts.name ?? '(inline)';
+    this.#limits = resolveLimits(DEFAULT_JINJA_LIMITS, opts.limits);
   }
 
   /**
    * Renders with `context` (plain JSON-like values; functions become callables).
-   * @throws JinjaRenderError or Error from the interpreter on a failing expression.
+   * @throws JinjaLimitError when the render goes over a limit, JinjaRenderError or Error from
+   *   the interpreter on a failing expression.
    */
   render(context: Record<string, unknown>, state: RenderState = { rng: new PyRandom(0) }): string {
+    const budget = new Budget(resolveLimits(this.#limits, state.limits), this.#name);
     const env = new Environment();
     const globals: Record<string, unknown> = {
       false: false,
@@ -601,6 +790,7 @@ export class JinjaTemplate {
         const a = positional(args).map((x) => x.value as number);
         const [start, stop, step] = a.length === 1 ? [0, a[0]!, 1] : [a[0]!, a[1]!, a[2] ?? 1];
         if (step === 0) throw new JinjaRenderError('ValueError: range() arg 3 must not be zero');
+        budget.items(Math.max(0, Math.ceil((stop - start) / step)), 'range()');
         const out: RV[] = [];
         for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(int(i));
         return arr(out);
@@ -612,10 +802,32 @@ export class JinjaTemplate {
         (env as unknown as { variables: Map<string, RV> }).variables.set(k, v.rv);
       else env.set(k, v);
     }
-    const interp = new PyInterpreter(env, state);
-    const out = interp.evaluate(this.#program, env);
-    return out.value as string;
+    const interp = new PyInterpreter(env, state, budget);
+    try {
+      return interp.evaluate(this.#program, env).value as string;
+    } catch (e) {
+      // V8's own ceilings (string length, stack depth) are typed errors here too.
+      if (e instanceof RangeError) {
+        if (/string length/i.test(e.message))
+          budget.fail('maxChars', 'a string over the engine maximum');
+        throw new JinjaRenderError(`RecursionError in template ${this.#name}: ${e.message}`);
+      }
+      throw e;
+    }
   }
+}
+
+function resolveLimits(base: Readonly<JinjaLimits>, over?: Partial<JinjaLimits>): JinjaLimits {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over ?? {}) as [keyof JinjaLimits, number | undefined][]) {
+    if (v === undefined) continue;
+    if (!Object.hasOwn(DEFAULT_JINJA_LIMITS, k))
+      throw new JinjaRenderError(`unknown Jinja limit '${k}'`);
+    if (!(typeof v === 'number' && v > 0))
+      throw new JinjaRenderError(`Jinja limit ${k} must be a positive number, got ${String(v)}`);
+    out[k] = v;
+  }
+  return out;
 }
 
 /** Wraps a runtime value built by `toRuntime` so render() passes it through unchanged. */
