@@ -4,6 +4,7 @@
 import { ShapeError } from '../util/errors.ts';
 import type { DType } from './dtype.ts';
 import type { Graph, Var } from './graph.ts';
+import { hashUniform } from './nn.ts';
 import {
   add,
   and,
@@ -12,6 +13,7 @@ import {
   concat,
   equal,
   expand,
+  greaterOrEqual,
   lessOrEqual,
   mul,
   neg,
@@ -157,6 +159,13 @@ export function repeatKv(x: Var, rep: number): Var {
   return reshape(e, [b, typeof h === 'number' ? h * rep : `${rep}*${h}`, s, d]);
 }
 
+/** Attention-probability dropout: rate, seed scalar (int64 / uint32) and a per-call-site salt. */
+export interface AttentionDropout {
+  p: number;
+  seed: Var;
+  salt: number;
+}
+
 /** Adjoint of repeatKv: sum the gradients of each group of repeated heads. */
 function repeatKvAdjoint(dx: Var, like: Var, rep: number): Var {
   if (rep === 1) return dx;
@@ -173,9 +182,21 @@ function repeatKvAdjoint(dx: Var, like: Var, rep: number): Var {
  * dP = dO·Vᵀ and dS = P ⊙ (dP − rowsum(dO ⊙ O)), because rowsum(dP ⊙ P) = rowsum(dO ⊙ O)
  * (FlashAttention, Dao et al. 2022, eq. in §3.1 / Alg. 2 line 19). The row sum is taken over
  * [B, H, T, Dh] instead of [B, H, T, S], saving two passes over the score matrix.
+ *
+ * With `dropout` (attention-probability dropout: GPT-2's attn_pdrop, LLaMA's attention_dropout)
+ * O = (M ⊙ P / (1−p))·V for a seeded keep mask M over [B, H, T, S] (nn.ts hashUniform, so a
+ * recomputed block draws the same mask). Then dV = (M ⊙ P / (1−p))ᵀ·dO and dP = M ⊙ (dO·Vᵀ) / (1−p),
+ * and the identity above still holds: rowsum(dP ⊙ P) = rowsum((dO·Vᵀ) ⊙ M ⊙ P / (1−p)) = rowsum(dO ⊙ O).
  * @default scale 1/√Dh
  */
-export function attention(q: Var, k: Var, v: Var, mask?: Var, scale?: number): Var {
+export function attention(
+  q: Var,
+  k: Var,
+  v: Var,
+  mask?: Var,
+  scale?: number,
+  dropout?: AttentionDropout,
+): Var {
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
     throw new ShapeError('attention', `q, k, v must be [B, H, T, Dh], got ${q}, ${k}, ${v}`);
   const rep = dimDiv(q.shape[1]!, k.shape[1]!);
@@ -185,18 +206,28 @@ export function attention(q: Var, k: Var, v: Var, mask?: Var, scale?: number): V
       `query heads ${q.shape[1]} are not a multiple of kv heads ${k.shape[1]}`,
     );
   const alpha = scale ?? 1 / Math.sqrt(q.shape[3] as number);
+  const rate = dropout?.p ?? 0;
+  if (!(rate >= 0 && rate < 1))
+    throw new ShapeError('attention', `dropout p must be in [0, 1), got ${rate}`);
   return q.graph.composite('attention', [q, k, v], () => {
     const kk = repeatKv(k, rep); // [B,H,S,Dh]
     const vv = repeatKv(v, rep);
     const scores = q.matmul(kk, { transB: true, alpha }); // [B,H,T,S]
     const p = softmax(mask ? add(scores, cast(mask, q.dtype)) : scores, -1);
-    const o = p.matmul(vv); // [B,H,T,Dh]
+    // Inverted dropout on the probabilities; `drop` applies the same mask and scale to dP.
+    const keep =
+      dropout && rate > 0
+        ? greaterOrEqual(hashUniform(p, dropout.seed, dropout.salt), rate)
+        : undefined;
+    const drop = (x: Var): Var => (keep ? where(keep, mul(x, 1 / (1 - rate)), 0) : x);
+    const pd = drop(p); // [B,H,T,S]
+    const o = pd.matmul(vv); // [B,H,T,Dh]
     return {
       outputs: [o],
       vjp: ([dO], need) => {
-        const dv = need[2] ? repeatKvAdjoint(p.matmul(dO!, { transA: true }), v, rep) : undefined;
+        const dv = need[2] ? repeatKvAdjoint(pd.matmul(dO!, { transA: true }), v, rep) : undefined;
         if (!need[0] && !need[1]) return [undefined, undefined, dv];
-        const dp = dO!.matmul(vv, { transB: true }); // [B,H,T,S]
+        const dp = drop(dO!.matmul(vv, { transB: true })); // [B,H,T,S]
         const rowDot = reduceSum(mul(dO!, o), [-1], true); // [B,H,T,1]
         const ds = mul(p, sub(dp, rowDot));
         const dq = need[0] ? ds.matmul(kk, { alpha }) : undefined;

@@ -40,8 +40,9 @@ export interface DecoderOptions {
   /** Recompute each block's activations in the backward pass (activation checkpointing). */
   recompute?: boolean;
   /**
-   * Apply the spec's embedding / residual dropout (GPT-2's embd_pdrop, resid_pdrop) when a
-   * dropout seed is given. Attention-probability dropout is not implemented. @default false
+   * Apply the spec's dropout when a dropout seed is given: embedding and residual (GPT-2's
+   * embd_pdrop, resid_pdrop) and attention probabilities (attn_pdrop, LLaMA / Qwen's
+   * attention_dropout). Training only: inference graphs never pass a seed. @default false
    */
   modelDropout?: boolean;
 }
@@ -172,7 +173,11 @@ export function decoderForward(
         k = concat([past.k, k], 2); // [B,Hkv,P,Dh] + [B,Hkv,S,Dh] -> [B,Hkv,P+S,Dh]
         v = concat([past.v, v], 2);
       }
-      const a = attention(q, k, v, inp.bias)
+      const attnDrop =
+        seed && opts.modelDropout && spec.attentionDropout > 0
+          ? { p: spec.attentionDropout, seed, salt: 2 + 2 * spec.numLayers + l }
+          : undefined;
+      const a = attention(q, k, v, inp.bias, undefined, attnDrop)
         .transpose([0, 2, 1, 3]) // [B,H,S,Dh] -> [B,S,H,Dh]
         .reshape([B, S, H * Dh]); // [B,S,H,Dh] -> [B,S,H·Dh]
       let hOut = add(hIn, drop(fam.attnOut(c, a, l), spec.residDropout, 2 + 2 * l));

@@ -32,7 +32,7 @@ export interface TrainingForwardOptions {
   recompute?: boolean;
   /** Also output `token_logprobs` [B, T] (0 where ignored). @default false */
   tokenLogprobs?: boolean;
-  /** Apply the spec's embedding / residual dropout (needs `dropout_seed`). @default false */
+  /** Apply the spec's embedding, residual and attention dropout (needs `dropout_seed`). @default false */
   modelDropout?: boolean;
 }
 
@@ -55,6 +55,15 @@ export function paddedCausalBias(attentionMask: Var): Var {
   return unsqueeze(where(allowed, g.scalar(0), g.scalar(MASK_MIN)), [1]); // [B,1,T,T]
 }
 
+/** Whether the training forward of `spec` with `opts` has a `dropout_seed` input to feed. */
+export function trainingNeedsDropoutSeed(spec: ModelSpec, opts: TrainingForwardOptions): boolean {
+  return (
+    (opts.lora !== undefined && opts.lora.dropout > 0) ||
+    (opts.modelDropout === true &&
+      Math.max(spec.embdDropout, spec.residDropout, spec.attentionDropout) > 0)
+  );
+}
+
 /**
  * The training forward as an engine ForwardBuilder (for createTrainer / planTrainer), on the
  * TRAIN_INPUTS plus `dropout_seed` (int64 scalar) when a dropout is on. The loss is the mean
@@ -73,10 +82,9 @@ export function trainingForward(
     const [ids, positions, segments, targets] = TRAIN_INPUTS.map((n) =>
       g.input(n, 'int64', ['B', 'T']),
     ) as [Var, Var, Var, Var];
-    const wantsSeed =
-      (opts.lora !== undefined && opts.lora.dropout > 0) ||
-      (opts.modelDropout === true && Math.max(spec.embdDropout, spec.residDropout) > 0);
-    const dropoutSeed = wantsSeed ? g.input('dropout_seed', 'int64', []) : undefined;
+    const dropoutSeed = trainingNeedsDropoutSeed(spec, opts)
+      ? g.input('dropout_seed', 'int64', [])
+      : undefined;
     const out = decoderForward(
       spec,
       w,

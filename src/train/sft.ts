@@ -12,6 +12,7 @@ import type { Trainer } from '../engine/step.ts';
 import { createTrainer } from '../engine/step.ts';
 import { createWorkerTrainer } from '../engine/worker.ts';
 import type { LoraSpec } from '../models/decoder.ts';
+import { trainingNeedsDropoutSeed } from '../models/graphs.ts';
 import { CausalLM } from '../models/lm.ts';
 import { SafetensorsReader, writeSafetensors } from '../models/safetensors.ts';
 import { ConfigError, TrainingError } from '../util/errors.ts';
@@ -89,6 +90,12 @@ export const SftConfig = z.strictObject({
     .default(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
   use_rslora: z.boolean().default(false),
   gradient_checkpointing: z.boolean().default(false),
+  /**
+   * Train with the model's own dropout rates from its config.json (GPT-2's embd_pdrop /
+   * resid_pdrop / attn_pdrop, LLaMA / Qwen's attention_dropout), as transformers does in
+   * train mode. Masks are seeded per micro-batch from `seed`; evaluation never drops.
+   */
+  model_dropout: z.boolean().default(false),
   /** Run the engine in a worker thread (keeps the event loop free for progress output). */
   use_worker: z.boolean().default(true),
   /** What to do on a NaN/Inf loss: stop with an error naming the step, or skip the update. */
@@ -245,8 +252,13 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
 
   // ---- engine ------------------------------------------------------------------------------
   const params = ParamStore.create(lm.paramSpecs({ lora: cfg.use_peft }), { seed: cfg.seed });
+  const needsSeed = trainingNeedsDropoutSeed(lm.spec, { lora, modelDropout: cfg.model_dropout });
   const options = {
-    build: lm.trainingBuilder({ lora, recompute: cfg.gradient_checkpointing }),
+    build: lm.trainingBuilder({
+      lora,
+      recompute: cfg.gradient_checkpointing,
+      modelDropout: cfg.model_dropout,
+    }),
     params,
     optimizer: {
       type: 'adamw' as const,
@@ -314,8 +326,9 @@ export async function trainSft(cfg: SftConfig, deps: SftDeps = {}): Promise<SftR
       const micro = Array.from({ length: cfg.gradient_accumulation_steps }, (_, j) => {
         const k = step * cfg.gradient_accumulation_steps + j;
         const b = batchFeeds(microBatch(k), padId, cfg.max_length);
-        // LoRA dropout masks are a function of this seed: reproducible, different every micro-batch.
-        if (lora && lora.dropout > 0)
+        // Dropout masks (LoRA's, the model's) are a function of this seed: reproducible,
+        // different every micro-batch.
+        if (needsSeed)
           b.feeds = {
             ...b.feeds,
             dropout_seed: tensor(

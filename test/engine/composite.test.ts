@@ -190,6 +190,45 @@ test('dropout is a seeded, reproducible mask with matching gradient', async () =
   assert.ok(kept.every((v) => Math.abs(v - 1 / 0.75) < 1e-6));
 });
 
+test('attention-probability dropout: gradient check, seeded mask, a no-op at p = 0', async () => {
+  // GQA shapes so the dropped probabilities also flow through repeatKvAdjoint.
+  await checkOp(
+    'attention-dropout',
+    [
+      { shape: [1, 4, 3, 2] },
+      { shape: [1, 2, 3, 2] },
+      { shape: [1, 2, 3, 2] },
+      { shape: [], dtype: 'int64', values: [11] },
+    ],
+    (q, k, v, seed) =>
+      attention(q, k, v, causalMask(q.graph, 3, 'float64'), undefined, { p: 0.4, seed, salt: 3 }),
+  );
+  const g = new Graph({ name: 'attn-dropout' });
+  const q = g.input('q', 'float32', [2, 2, 8, 4]);
+  const seed = g.input('seed', 'int64', []);
+  g.output('plain', attention(q, q, q));
+  g.output('d', attention(q, q, q, undefined, undefined, { p: 0.3, seed, salt: 1 }));
+  g.output('zero', attention(q, q, q, undefined, undefined, { p: 0, seed, salt: 1 }));
+  const s = await createSession(g, { threads: 1 });
+  const rng = new Rng(4);
+  const qv = tensor(
+    'float32',
+    [2, 2, 8, 4],
+    Float32Array.from({ length: 128 }, () => rng.normal()),
+  );
+  const run = (v: number) =>
+    s.run({ q: qv, seed: tensor('int64', [], BigInt64Array.of(BigInt(v))) });
+  const [r1, r2, r3] = [await run(5), await run(5), await run(6)];
+  assert.deepEqual(r1.d!.data, r2.d!.data, 'same seed, same output');
+  assert.notDeepEqual(r1.d!.data, r3.d!.data, 'another seed, another mask');
+  assert.notDeepEqual(r1.d!.data, r1.plain!.data, 'dropout changes the output');
+  assert.deepEqual(r1.zero!.data, r1.plain!.data, 'p = 0 is the plain attention');
+  assert.throws(
+    () => attention(q, q, q, undefined, undefined, { p: 1, seed, salt: 1 }),
+    /dropout p must be in \[0, 1\)/,
+  );
+});
+
 test('packed-sequence mask: a token never attends across segments', async () => {
   // Two packed examples [0,0,0,1,1] and a padding position (-1): the output for example 2
   // must not change when example 1's values change.
