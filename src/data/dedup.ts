@@ -5,6 +5,7 @@
 // normalised text (a hash match is verified on the text) and a map entry, about 1.3-2 bytes per
 // character; near holds `bands` LSH bucket entries (about 50 bytes each) plus the shingle set or
 // the signature (see `verify`): about 1.5 KB for a 100-character record at the defaults.
+// (dedupFile adds 4 bytes per input record, removed or not, for its report's line numbers.)
 import { z } from 'zod';
 import { hashString, Rng } from '../util/rng.ts';
 import { parseConfig } from './config.ts';
