@@ -167,3 +167,19 @@ test('the real LLaMA-3 and Qwen3 chat templates render a long conversation withi
     assert.ok(text.includes(`199 `), name);
   }
 });
+
+test('unique and most_frequent group in one pass, with Python equality', {
+  timeout: 60_000,
+}, () => {
+  // Pairwise comparison made 20,000 items take minutes (a template could block the server).
+  assert.equal(render('{{ range(20000) | unique | length }}'), '20000');
+  assert.equal(render('{{ (range(20000) | most_frequent) | length }}'), '20000');
+  assert.equal(
+    render(
+      "{{ [1, 1.0, true, 'a', 'a', [1, 2], [1, 2], (1, 2), {'a': 1, 'b': 2}, {'b': 2, 'a': 1}, none, none] | unique | list }}",
+    ),
+    "[1, 'a', [1, 2], (1, 2), {'a': 1, 'b': 2}, None]",
+  );
+  assert.equal(render("{{ [1, 'a', 'a', 2, 2] | most_frequent }}"), "['a', 2]");
+  assert.equal(render("{{ ['1', 1] | unique | list }}"), "['1', 1]");
+});
