@@ -183,3 +183,17 @@ test('unique and most_frequent group in one pass, with Python equality', {
   assert.equal(render("{{ [1, 'a', 'a', 2, 2] | most_frequent }}"), "['a', 2]");
   assert.equal(render("{{ ['1', 1] | unique | list }}"), "['1', 1]");
 });
+
+test('splitting a string or listing its characters is checked against maxItems first', () => {
+  const ctx = { s: 'a'.repeat(3000), w: 'ab '.repeat(3000) };
+  const lim = { maxItems: 1000 };
+  assert.throws(() => render("{{ s.split('a') | length }}", lim, ctx), over('maxItems'));
+  assert.throws(() => render('{{ w.split() | length }}', lim, ctx), over('maxItems'));
+  assert.throws(() => render('{{ s | list | length }}', lim, ctx), over('maxItems'));
+  assert.throws(() => render('{{ zip(s, s) | length }}', lim, ctx), over('maxItems'));
+  assert.equal(render("{{ s.split('a', 3) | length }}", lim, ctx), '4');
+  assert.equal(
+    render("{{ 'a b  c'.split() }} {{ 'a,b'.split(',') }}"),
+    "['a', 'b', 'c'] ['a', 'b']",
+  );
+});

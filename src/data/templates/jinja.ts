@@ -62,7 +62,7 @@ export interface JinjaLimits {
   maxLoopIterations: number;
   /** Interpreter steps (expressions and statements evaluated) in one render. */
   maxSteps: number;
-  /** Wall-clock time of one render, in milliseconds (checked every 256 steps). */
+  /** Wall-clock time of one render, in milliseconds (checked every 64 steps). */
   timeoutMs: number;
 }
 
@@ -110,7 +110,7 @@ class Budget {
   }
   step(): void {
     if (++this.steps > this.limits.maxSteps) this.fail('maxSteps', `${this.steps} steps`);
-    if ((this.steps & 255) === 0 && performance.now() > this.deadline)
+    if ((this.steps & 63) === 0 && performance.now() > this.deadline)
       this.fail('timeoutMs', `rendering took over ${this.limits.timeoutMs} ms`);
   }
   /** For long loops inside one step (range, unique): checks the clock every 4096 items. */
@@ -262,11 +262,12 @@ function stripChars(s: string, chars: RV | undefined, left: boolean, right: bool
   return s.slice(i, j);
 }
 
-function pySplit(s: string, sep: RV | undefined, maxsplit: number): string[] {
+function pySplit(s: string, sep: RV | undefined, maxsplit: number, budget: Budget): string[] {
   if (sep === undefined || sep.type === 'NullValue') {
     const out: string[] = [];
     let i = 0;
     while (i < s.length) {
+      budget.items(out.length + 1, 'str.split() result');
       while (i < s.length && isPyWs(s[i]!)) i++;
       if (i >= s.length) break;
       if (maxsplit >= 0 && out.length >= maxsplit) {
@@ -282,6 +283,13 @@ function pySplit(s: string, sep: RV | undefined, maxsplit: number): string[] {
   }
   const d = sep.value as string;
   if (d === '') throw new JinjaRenderError('ValueError: empty separator');
+  let count = 1;
+  for (
+    let at = s.indexOf(d);
+    at >= 0 && (maxsplit < 0 || count <= maxsplit);
+    at = s.indexOf(d, at + d.length)
+  )
+    budget.items(++count, 'str.split() result');
   const parts = s.split(d);
   if (maxsplit >= 0 && parts.length > maxsplit + 1) {
     return [...parts.slice(0, maxsplit), parts.slice(maxsplit).join(d)];
@@ -303,7 +311,7 @@ function stringMethod(s: string, name: string, budget: Budget): RV | undefined {
     case 'rstrip':
       return m((a) => str(stripChars(s, a[0], false, true)));
     case 'split':
-      return m((a) => arr(pySplit(s, a[0], a[1] ? (a[1].value as number) : -1).map(str)));
+      return m((a) => arr(pySplit(s, a[0], a[1] ? (a[1].value as number) : -1, budget).map(str)));
     case 'lower':
       return m(() => str(s.toLowerCase()));
     case 'upper':
@@ -340,7 +348,7 @@ function stringMethod(s: string, name: string, budget: Budget): RV | undefined {
       });
     case 'join':
       return m((a) => {
-        const parts = asSequence(a[0]!, 'join').map(pyStr);
+        const parts = asSequence(a[0]!, 'join', budget).map(pyStr);
         budget.chars(joinedLength(parts, s.length), 'str.join() result');
         return str(parts.join(s));
       });
@@ -490,9 +498,13 @@ function mostFrequent(items: RV[], budget: Budget): RV {
   return arr(counts.filter((c) => c.n === top).map((c) => c.item));
 }
 
-function asSequence(v: RV, filter: string): RV[] {
+function asSequence(v: RV, filter: string, budget: Budget): RV[] {
   if (isArray(v)) return v.value as RV[];
-  if (v.type === 'StringValue') return [...(v.value as string)].map(str);
+  if (v.type === 'StringValue') {
+    // One value per character: check before building them (a 4M-character string is ~200 MB).
+    budget.items((v.value as string).length, `characters of a string (filter ${filter})`);
+    return [...(v.value as string)].map(str);
+  }
   if (isMapping(v)) return [...(v.value as Map<string, RV>).keys()].map(str);
   if (v.type === 'UndefinedValue') return [];
   throw new JinjaRenderError(`TypeError: '${v.type}' is not iterable (filter ${filter})`);
@@ -697,7 +709,7 @@ class PyInterpreter extends (Interpreter as unknown as new (
       }
       case 'choice':
       case 'random': {
-        const seq = asSequence(operand, name);
+        const seq = asSequence(operand, name, this.#budget);
         if (seq.length === 0) {
           if (name === 'random')
             throw new JinjaRenderError('UndefinedError: No random item, sequence was empty.');
@@ -706,11 +718,11 @@ class PyInterpreter extends (Interpreter as unknown as new (
         return seq[this.#state.rng.randbelow(seq.length)]!;
       }
       case 'most_frequent':
-        return mostFrequent(asSequence(operand, name), this.#budget);
+        return mostFrequent(asSequence(operand, name, this.#budget), this.#budget);
       case 'join': {
         const sep = arg(0, 'd');
         const d = sep ? pyStr(sep) : '';
-        const parts = asSequence(operand, name).map(pyStr);
+        const parts = asSequence(operand, name, this.#budget).map(pyStr);
         this.#budget.chars(joinedLength(parts, d.length), 'join filter result');
         return str(parts.join(d));
       }
@@ -733,17 +745,19 @@ class PyInterpreter extends (Interpreter as unknown as new (
         return this.#base('applyFilter', operand, filterNode, environment);
       }
       case 'list':
-        return arr(asSequence(operand, name));
+        return arr(asSequence(operand, name, this.#budget));
       case 'length':
       case 'count':
         if (operand.type === 'StringValue') return int([...(operand.value as string)].length);
-        return int(asSequence(operand, name).length);
+        return int(asSequence(operand, name, this.#budget).length);
       case 'lower':
         return str(pyStr(operand).toLowerCase());
       case 'upper':
         return str(pyStr(operand).toUpperCase());
       case 'unique':
-        return arr(groupEqual(asSequence(operand, name), this.#budget).map((c) => c.item));
+        return arr(
+          groupEqual(asSequence(operand, name, this.#budget), this.#budget).map((c) => c.item),
+        );
       default:
         return this.#base('applyFilter', operand, filterNode, environment);
     }
@@ -791,8 +805,8 @@ export interface JinjaOptions {
 }
 
 /** Globals every environment gets: Python's zip, plus what the library already defines. */
-function pyZip(args: RV[]): RV {
-  const seqs = positional(args).map((a) => asSequence(a, 'zip'));
+function pyZip(args: RV[], budget: Budget): RV {
+  const seqs = positional(args).map((a) => asSequence(a, 'zip', budget));
   const n = seqs.length === 0 ? 0 : Math.min(...seqs.map((s) => s.length));
   const TupleV = tupleCtor();
   return arr(Array.from({ length: n }, (_, i) => new TupleV(seqs.map((s) => s[i]!))));
@@ -848,7 +862,10 @@ export class JinjaTemplate {
       None: null,
     };
     for (const [k, v] of Object.entries(globals)) env.set(k, v);
-    (env as unknown as { variables: Map<string, RV> }).variables.set('zip', fn(pyZip));
+    (env as unknown as { variables: Map<string, RV> }).variables.set(
+      'zip',
+      fn((args) => pyZip(args, budget)),
+    );
     (env as unknown as { variables: Map<string, RV> }).variables.set(
       'range',
       fn((args) => {
