@@ -190,6 +190,11 @@ export class Deduper {
     return this.#kept;
   }
 
+  /** Records whose text (exact) and shingle set or signature (near) are held: only kept ones. */
+  get stored(): { exact: number; near: number } {
+    return { exact: this.#exactTexts.length, near: this.#keptIndex.length };
+  }
+
   check(text: string, index: number): DuplicateDecision | undefined {
     const { mode } = this.config;
     let norm = '';

@@ -165,3 +165,23 @@ test('exact dedup verifies the text on a hash match: a collision is not a duplic
   assert.deepEqual(d.check('name a PRIME', 4), { index: 4, kind: 'exact', duplicateOf: 0 });
   assert.equal(d.kept, 3);
 });
+
+test('memory: a Deduper holds only kept records, whatever it removes', () => {
+  const d = new Deduper({ mode: 'both' });
+  let i = 0;
+  d.check(base, i++);
+  d.check(far, i++);
+  // 200 removals: exact copies, near copies and exact copies of near copies.
+  for (let k = 0; k < 50; k++) {
+    assert.ok(d.check(base.toUpperCase(), i++));
+    assert.ok(d.check(near, i++));
+    assert.ok(d.check(`${near}  `, i++));
+    assert.ok(d.check(far, i++));
+  }
+  assert.equal(d.kept, 2);
+  assert.deepEqual(d.stored, { exact: 2, near: 2 });
+  const e = new Deduper({ mode: 'exact' });
+  e.check('a b c', 0);
+  for (let k = 1; k < 20; k++) e.check('A  b c!', k);
+  assert.deepEqual(e.stored, { exact: 1, near: 0 });
+});
