@@ -11,6 +11,7 @@ import {
   JinjaRenderError,
   JinjaTemplate,
 } from '../../src/data/templates/jinja.ts';
+import { applyTemplate, type PromptSourceTemplate } from '../../src/data/templates/promptsource.ts';
 import { DataError } from '../../src/util/errors.ts';
 import { PyRandom } from '../../src/util/pyrandom.ts';
 import { repoRoot } from '../helpers/shared.ts';
@@ -195,5 +196,26 @@ test('splitting a string or listing its characters is checked against maxItems f
   assert.equal(
     render("{{ 'a b  c'.split() }} {{ 'a,b'.split(',') }}"),
     "['a', 'b', 'c'] ['a', 'b']",
+  );
+});
+
+test('a PromptSource template over a limit is a DataError naming the template and file', () => {
+  const t: PromptSourceTemplate = {
+    id: 'abc-123',
+    name: 'runaway',
+    jinja: "{{ ('x' * 10**9) }} ||| y",
+    reference: '',
+    answer_choices: null,
+    metadata: {} as PromptSourceTemplate['metadata'],
+    file: 'templates.yaml',
+  };
+  assert.throws(
+    () => applyTemplate(t, {}),
+    (e) =>
+      e instanceof DataError &&
+      e.file === 'templates.yaml' &&
+      /'runaway' \(abc-123\) exceeded maxChars/.test(e.message) &&
+      e.cause instanceof JinjaLimitError &&
+      e.cause.template === "'runaway' (abc-123)",
   );
 });

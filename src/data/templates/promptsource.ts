@@ -155,10 +155,12 @@ export interface ApplyOptions {
 
 const compiled = new Map<string, JinjaTemplate>();
 function compile(source: string, t: PromptSourceTemplate, what: string): JinjaTemplate {
-  let c = compiled.get(source);
+  // Keyed by template too, so that a limit error names the template that hit it.
+  const key = `${t.id}\u0000${source}`;
+  let c = compiled.get(key);
   if (!c) {
     try {
-      c = new JinjaTemplate(source);
+      c = new JinjaTemplate(source, { name: `'${t.name}' (${t.id})` });
     } catch (e) {
       throw new DataError(
         `Jinja syntax error in ${what} of template '${t.name}' (${t.id}): ${(e as Error).message}`,
@@ -168,7 +170,7 @@ function compile(source: string, t: PromptSourceTemplate, what: string): JinjaTe
       );
     }
     if (compiled.size > 4096) compiled.clear();
-    compiled.set(source, c);
+    compiled.set(key, c);
   }
   return c;
 }
@@ -202,9 +204,8 @@ function renderWith(
   } catch (e) {
     throw new DataError(
       `cannot render ${what} of template '${t.name}' (${t.id}): ${(e as Error).message}`,
-      {
-        file: t.file,
-      },
+      { file: t.file },
+      { cause: e },
     );
   }
 }
