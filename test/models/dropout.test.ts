@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Graph, type Var } from '../../src/engine/graph.ts';
+import { ParamStore } from '../../src/engine/params.ts';
 import { createSession, type Tensor, tensor } from '../../src/engine/runtime.ts';
+import { createTrainer } from '../../src/engine/step.ts';
 import { type ModelSpec, parseHfConfig } from '../../src/models/config.ts';
 import { lastLogits } from '../../src/models/generate.ts';
 import { trainingNeedsDropoutSeed } from '../../src/models/graphs.ts';
@@ -105,4 +107,33 @@ test('inference is unaffected by the dropout rates', async () => {
   );
   const ids = [1, 5, 9, 2];
   assert.deepEqual(await lastLogits(lm, ids), await lastLogits(zero, ids));
+});
+
+test('gradient checkpointing recomputes the same dropout masks', async () => {
+  // A recomputed block must draw the masks of its forward, or its gradients would be wrong.
+  const lm = CausalLM.random(gpt2, 7);
+  const feeds = { ...batch(), dropout_seed: tensor('int64', [], BigInt64Array.of(9n)) };
+  const step = async (recompute: boolean) => {
+    const trainer = await createTrainer({
+      build: lm.trainingBuilder({ modelDropout: true, recompute }),
+      params: ParamStore.create(lm.paramSpecs(), { seed: 0 }),
+      optimizer: { type: 'sgd', learning_rate: 0.1 },
+    });
+    try {
+      const r = await trainer.step(feeds);
+      return { loss: r.loss, gradNorm: r.gradNorm };
+    } finally {
+      await trainer.release();
+    }
+  };
+  const plain = await step(false);
+  const recomputed = await step(true);
+  assert.ok(
+    Math.abs(plain.loss - recomputed.loss) < 1e-6 * plain.loss,
+    JSON.stringify({ plain, recomputed }),
+  );
+  assert.ok(
+    Math.abs(plain.gradNorm - recomputed.gradNorm) < 1e-4 * plain.gradNorm,
+    JSON.stringify({ plain, recomputed }),
+  );
 });
