@@ -219,3 +219,17 @@ test('a PromptSource template over a limit is a DataError naming the template an
       e.cause.template === "'runaway' (abc-123)",
   );
 });
+
+test('Jinja lookups never reach JavaScript prototypes (checked with the FLAN fix)', () => {
+  const ctx = { x: { a: 1 }, l: [1] };
+  for (const src of [
+    '{{ constructor }}',
+    "{{ 'a'.constructor }}",
+    '{{ x.constructor }}',
+    '{{ x.__proto__ }}',
+    "{{ x['constructor'] }}",
+    '{{ x.toString }}',
+    '{{ l.constructor }}',
+  ])
+    assert.equal(render(src, undefined, ctx), '', src);
+});
