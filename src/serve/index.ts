@@ -8,3 +8,4 @@ export * from './app.ts';
 export * from './engine.ts';
 export * from './listen.ts';
 export * from './protocol.ts';
+export { ChatRequest, CompletionRequest } from './schemas.ts';
