@@ -3,10 +3,11 @@
 // controls, stop, logprobs / top_logprobs, echo, usage), GET /health, and OpenAI-shaped errors
 // for bad JSON, unknown models, over-long prompts, limits and missing keys. Request schemas are
 // in schemas.ts, the handlers in handlers.ts, SSE streaming in sse.ts.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { ApiError, type InferenceEngine } from './engine.ts';
-import { errorBody, toApiError } from './errors.ts';
+import { errorBody, type ServeEnv, type ServeLog, stderrLog, toApiError } from './errors.ts';
 import { chatCompletions, completions } from './handlers.ts';
 import type { ServerContext } from './jobs.ts';
 
@@ -17,21 +18,47 @@ export interface ServeOptions {
   apiKey?: string;
   /** Largest accepted request body in bytes. @default 1_000_000 */
   maxBodyBytes?: number;
-  /** Largest max_tokens accepted. @default 1024 */
+  /** Largest max_tokens accepted (also caps chat's default, the rest of the context). @default 1024 */
   maxTokens?: number;
+  /** Largest total of prompt tokens in one request (all its prompts). @default 65_536 */
+  maxPromptTokens?: number;
+  /** Receives the details of unexpected errors (clients get a request id). @default JSON lines on stderr */
+  log?: ServeLog;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * Whether an Authorization header carries the key. Compared in constant time over SHA-256
+ * digests (equal lengths whatever the header), so response timing reveals nothing of the key.
+ */
+function keyMatches(header: string | undefined, apiKey: string): boolean {
+  return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${apiKey}`));
 }
 
 /** Builds the app; `engine` runs the model in its worker. */
-export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hono {
+export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hono<ServeEnv> {
   const ctx: ServerContext = {
     engine,
     modelName: opts.modelName ?? 'instructkit',
     maxTokensCap: opts.maxTokens ?? 1024,
+    maxPromptTokens: opts.maxPromptTokens ?? 65_536,
+    log: opts.log ?? stderrLog,
   };
-  const app = new Hono();
+  const app = new Hono<ServeEnv>();
+
+  // Every reply carries a request id, as OpenAI's do; a 500 quotes it and the log has the rest.
+  app.use('*', async (c, next) => {
+    const id = `req_${randomBytes(12).toString('hex')}`;
+    c.set('requestId', id);
+    c.header('x-request-id', id);
+    await next();
+  });
 
   app.onError((err, c) => {
-    const e = toApiError(err);
+    const requestId = c.get('requestId');
+    const e = toApiError(err, { requestId, method: c.req.method, path: c.req.path }, ctx.log);
+    c.header('x-request-id', requestId);
     // Over capacity clears as soon as a request finishes: tell clients to come back shortly.
     if (e.status === 429) c.header('Retry-After', '1');
     return c.json(errorBody(e), e.status as 400);
@@ -43,7 +70,7 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
   app.get('/health', (c) => c.json({ status: 'ok', in_flight: engine.inFlight }));
 
   app.use('/v1/*', async (c, next) => {
-    if (opts.apiKey && c.req.header('authorization') !== `Bearer ${opts.apiKey}`) {
+    if (opts.apiKey && !keyMatches(c.req.header('authorization'), opts.apiKey)) {
       throw new ApiError(
         401,
         'Incorrect API key provided.',

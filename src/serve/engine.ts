@@ -2,7 +2,7 @@
 // request that asked, and enforces the limit on requests in flight.
 import type { Worker } from 'node:worker_threads';
 import { spawnTsWorker } from '../util/ts-worker.ts';
-import type { FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
+import type { CountLimits, FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
 
 export interface ModelInfo {
   modelType: string;
@@ -60,6 +60,10 @@ export class InferenceEngine {
   readonly maxConcurrent: number;
   readonly #worker: Worker;
   readonly #waiters = new Map<number, Waiter>();
+  readonly #counts = new Map<
+    number,
+    { resolve: (c: { tokens: number[]; atLeast: boolean }) => void; reject: (e: Error) => void }
+  >();
   /** The last 100 finished requests, oldest first. */
   readonly finished: FinishedRequest[] = [];
   #nextId = 1;
@@ -109,6 +113,12 @@ export class InferenceEngine {
 
   #onMessage(m: FromWorker): void {
     if (m.type === 'ready' || m.type === 'fatal') return;
+    if (m.type === 'counted') {
+      const w = this.#counts.get(m.id);
+      this.#counts.delete(m.id);
+      w?.resolve({ tokens: m.tokens, atLeast: m.atLeast });
+      return;
+    }
     if (m.type !== 'delta' && this.#draining.delete(m.id) && this.#draining.size === 0)
       this.#drained?.();
     const w = this.#waiters.get(m.id);
@@ -176,6 +186,24 @@ export class InferenceEngine {
     return done;
   }
 
+  /**
+   * Counts the tokens of prompts in the worker, stopping at the first that is empty or over
+   * `limits.perPrompt`, or once the total passes `limits.total` (see CountLimits). Not a job:
+   * it does not count toward maxConcurrent.
+   */
+  countTokens(
+    prompts: string[],
+    limits: CountLimits,
+  ): Promise<{ tokens: number[]; atLeast: boolean }> {
+    if (this.#closed) return Promise.reject(new ApiError(503, 'server shutting down'));
+    const id = this.#nextId++;
+    const done = new Promise<{ tokens: number[]; atLeast: boolean }>((resolve, reject) => {
+      this.#counts.set(id, { resolve, reject });
+    });
+    this.#post({ type: 'count', id, prompts, limits });
+    return done;
+  }
+
   #post(m: ToWorker): void {
     if (!this.#closed) this.#worker.postMessage(m);
   }
@@ -194,6 +222,8 @@ export class InferenceEngine {
       this.#worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
     }
     this.#waiters.clear();
+    for (const w of this.#counts.values()) w.reject(new ApiError(503, 'server shutting down'));
+    this.#counts.clear();
     this.#closing = (async () => {
       if (this.#draining.size > 0)
         await new Promise<void>((resolve) => {

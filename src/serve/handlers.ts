@@ -1,10 +1,12 @@
 // The handlers of POST /v1/completions and POST /v1/chat/completions: validate the body, build
 // one job per prompt × choice, run them, and answer in OpenAI's shape (JSON or SSE chunks).
-import type { Context } from 'hono';
+import type { Context as HonoContext } from 'hono';
 import { applyChatTemplate } from '../data/templates/chat.ts';
-import { ApiError } from './engine.ts';
-import { toApiError } from './errors.ts';
+import { DataError } from '../util/errors.ts';
+import { ApiError, type ModelInfo } from './engine.ts';
+import { type ServeEnv, toApiError } from './errors.ts';
 import {
+  checkModel,
   finishReason,
   type Job,
   launch,
@@ -15,13 +17,31 @@ import {
   samplingParams,
   usage,
 } from './jobs.ts';
+import {
+  checkChoices,
+  checkMaxTokens,
+  checkRawChoices,
+  countPromptTokens,
+  refuseManyPrompts,
+} from './limits.ts';
+import { countPrompts } from './prescan.ts';
 import type { TokenInfo } from './protocol.ts';
 import { ChatRequest, CompletionRequest, parseBody } from './schemas.ts';
 import { streamChoices } from './sse.ts';
 
-async function readJson(c: Context): Promise<unknown> {
+type Context = HonoContext<ServeEnv>;
+
+/** Turns an error after a stream opened into its reply (unexpected ones are logged). */
+const streamFailure = (ctx: ServerContext, c: Context) => (e: unknown) =>
+  toApiError(e, { requestId: c.get('requestId'), method: c.req.method, path: c.req.path }, ctx.log);
+
+async function readText(c: Context): Promise<string> {
+  return await c.req.text();
+}
+
+function parseJson(text: string): unknown {
   try {
-    return await c.req.json();
+    return JSON.parse(text);
   } catch {
     throw new ApiError(400, 'We could not parse the JSON body of your request.');
   }
@@ -55,10 +75,22 @@ function chatLogprobs(tokens: TokenInfo[]) {
 }
 
 export async function completions(ctx: ServerContext, c: Context): Promise<Response> {
-  const r = parseBody(CompletionRequest, await readJson(c));
-  const seed = requestSeed(r.seed);
+  const text = await readText(c);
+  // Before the body is parsed: 300,000 prompts are refused for the cost of a scan.
+  refuseManyPrompts(ctx, countPrompts(text, ctx.engine.maxConcurrent));
+  const body = parseJson(text);
+  // Before validation walks the prompts (the scan may have been unsure of them).
+  checkRawChoices(ctx, body);
+  const r = parseBody(CompletionRequest, body);
+  checkModel(ctx, r.model);
   const prompts = Array.isArray(r.prompt) ? r.prompt : [r.prompt];
   const n = r.n ?? 1;
+  checkChoices(ctx, prompts.length, n, 'prompt');
+  // OpenAI's legacy completions default.
+  const maxTokens = r.max_tokens ?? 16;
+  checkMaxTokens(ctx, maxTokens, 'max_tokens');
+  await countPromptTokens(ctx, prompts, maxTokens, 'prompt');
+  const seed = requestSeed(r.seed);
   const lp = r.logprobs ?? -1;
   const echo = r.echo ?? false;
   const id = randomId('cmpl');
@@ -67,7 +99,7 @@ export async function completions(ctx: ServerContext, c: Context): Promise<Respo
     Array.from({ length: n }, (_, k) => ({
       prompt: p,
       index: pi * n + k,
-      params: samplingParams(ctx, r, seed, lp, echo, k),
+      params: samplingParams(r, maxTokens, seed, lp, echo, k),
     })),
   );
   const abort = requestAbort(c);
@@ -93,7 +125,7 @@ export async function completions(ctx: ServerContext, c: Context): Promise<Respo
         logprobs: null,
         finish_reason: finishReason(res),
       }),
-      onError: toApiError,
+      onError: streamFailure(ctx, c),
     });
   }
   const results = await run.all;
@@ -115,25 +147,49 @@ export async function completions(ctx: ServerContext, c: Context): Promise<Respo
   });
 }
 
+/** The chat prompt; a template that refuses the messages (raise_exception) is a 400. */
+function renderChat(template: string, r: ChatRequest, info: ModelInfo): string {
+  try {
+    return applyChatTemplate(
+      template,
+      // OpenAI's `developer` role is its newer name for `system`, which templates know.
+      r.messages.map((m) => ({
+        role: m.role === 'developer' ? 'system' : m.role,
+        content: m.content ?? '',
+      })),
+      { addGenerationPrompt: true, bosToken: info.bos, eosToken: info.eos },
+    );
+  } catch (e) {
+    if (e instanceof DataError)
+      throw new ApiError(400, e.message, 'invalid_request_error', 'messages');
+    throw e;
+  }
+}
+
 export async function chatCompletions(ctx: ServerContext, c: Context): Promise<Response> {
-  const r = parseBody(ChatRequest, await readJson(c));
-  const seed = requestSeed(r.seed);
+  const r = parseBody(ChatRequest, parseJson(await readText(c)));
+  checkModel(ctx, r.model);
   const { engine } = ctx;
+  const n = r.n ?? 1;
+  checkChoices(ctx, 1, n, 'n');
+  const asked = r.max_completion_tokens ?? r.max_tokens;
+  const askedParam = r.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  if (asked != null) checkMaxTokens(ctx, asked, askedParam);
   const template = engine.info.chatTemplate;
   if (!template) throw new ApiError(400, 'this model has no chat template; use /v1/completions');
-  const prompt = applyChatTemplate(
-    template,
-    r.messages.map((m) => ({ role: m.role, content: m.content ?? '' })),
-    { addGenerationPrompt: true, bosToken: engine.info.bos, eosToken: engine.info.eos },
-  );
-  const n = r.n ?? 1;
+  const prompt = renderChat(template, r, engine.info);
+  const [promptTokens] = await countPromptTokens(ctx, [prompt], asked ?? 1, 'messages');
+  // As OpenAI: without max_tokens the reply may use the rest of the context (capped by the
+  // server's max_tokens limit), so chat clients do not get replies cut off at 16 tokens.
+  const maxTokens = asked ?? Math.min(engine.info.maxPositions - promptTokens!, ctx.maxTokensCap);
+  const seed = requestSeed(r.seed);
   const lp = r.logprobs ? (r.top_logprobs ?? 0) : -1;
   const id = randomId('chatcmpl');
   const created = Math.floor(Date.now() / 1000);
   const jobs: Job[] = Array.from({ length: n }, (_, k) => ({
     prompt,
     index: k,
-    params: samplingParams(ctx, r, seed, lp, false, k),
+    params: samplingParams(r, maxTokens, seed, lp, false, k),
   }));
   const abort = requestAbort(c);
   const run = launch(engine, jobs, abort.signal, () => abort.abort(), r.stream ?? false);
@@ -164,7 +220,7 @@ export async function chatCompletions(ctx: ServerContext, c: Context): Promise<R
         logprobs: null,
         finish_reason: finishReason(res),
       }),
-      onError: toApiError,
+      onError: streamFailure(ctx, c),
     });
   }
   const results = await run.all;

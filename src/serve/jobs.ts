@@ -2,6 +2,7 @@
 // together on the engine so that one failure cancels the rest.
 import { randomInt } from 'node:crypto';
 import { ApiError, type Completion, type InferenceEngine } from './engine.ts';
+import type { ServeLog } from './errors.ts';
 import type { GenerateParams, TokenInfo } from './protocol.ts';
 import type { ChatRequest, CompletionRequest } from './schemas.ts';
 
@@ -11,6 +12,10 @@ export interface ServerContext {
   modelName: string;
   /** Largest max_tokens accepted. */
   maxTokensCap: number;
+  /** Largest total of prompt tokens in one request. */
+  maxPromptTokens: number;
+  /** Where unexpected errors are reported. */
+  log: ServeLog;
 }
 
 export interface Job {
@@ -41,34 +46,15 @@ export function checkModel(ctx: ServerContext, model: string): void {
     );
 }
 
-/** The generation parameters of choice `i` of a request. */
+/** The generation parameters of choice `i` of a request (limits already checked). */
 export function samplingParams(
-  ctx: ServerContext,
   r: CompletionRequest | ChatRequest,
+  maxTokens: number,
   seed: number,
   logprobs: number,
   echo: boolean,
   i: number,
 ): GenerateParams {
-  checkModel(ctx, r.model);
-  const maxTokens = r.max_tokens ?? r.max_completion_tokens ?? 16;
-  if (maxTokens > ctx.maxTokensCap)
-    throw new ApiError(
-      400,
-      `max_tokens is ${maxTokens}; this server allows at most ${ctx.maxTokensCap}.`,
-      'invalid_request_error',
-      'max_tokens',
-    );
-  // Every prompt has at least one token, so this request cannot fit whatever its prompt:
-  // refuse it here, before any stream opens.
-  if (maxTokens >= ctx.engine.info.maxPositions)
-    throw new ApiError(
-      400,
-      `This model's maximum context length is ${ctx.engine.info.maxPositions} tokens; max_tokens ${maxTokens} leaves no room for the prompt.`,
-      'invalid_request_error',
-      'max_tokens',
-      'context_length_exceeded',
-    );
   return {
     maxTokens,
     temperature: r.temperature ?? 1,

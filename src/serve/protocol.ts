@@ -21,9 +21,20 @@ export interface GenerateParams {
   echo: boolean;
 }
 
+/**
+ * Counts prompt tokens before any job is built. Counting stops at the first prompt that is
+ * empty or longer than `perPrompt` tokens, or once the running total passes `total`, so a
+ * request that will be refused costs at most about `total` tokens of tokenizing.
+ */
+export interface CountLimits {
+  perPrompt: number;
+  total: number;
+}
+
 export type ToWorker =
   | { type: 'generate'; id: number; prompt: string; params: GenerateParams }
-  | { type: 'cancel'; id: number };
+  | { type: 'cancel'; id: number }
+  | { type: 'count'; id: number; prompts: string[]; limits: CountLimits };
 
 export interface TokenInfo {
   text: string;
@@ -52,4 +63,9 @@ export type FromWorker =
       echo?: TokenInfo[];
     }
   | { type: 'error'; id: number; status: number; message: string }
+  /**
+   * Token counts of the prompts counted, in order; the last may be a lower bound (`atLeast`)
+   * when the prompt was too long to be worth tokenizing.
+   */
+  | { type: 'counted'; id: number; tokens: number[]; atLeast: boolean }
   | { type: 'fatal'; message: string };

@@ -11,7 +11,7 @@ import { Decoder, eosIds, type Sequence, type TokenEvent } from '../models/decod
 import { CausalLM } from '../models/lm.ts';
 import { loadPeftAdapter, mergeLora } from '../models/peft.ts';
 import { scoreSequences } from '../models/scoring.ts';
-import type { FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
+import type { CountLimits, FromWorker, GenerateParams, TokenInfo, ToWorker } from './protocol.ts';
 
 const port = parentPort!;
 const {
@@ -63,7 +63,39 @@ async function main(): Promise<void> {
   const byId = new Map<number, Request>();
   const bySeq = new Map<number, Request>();
   let wake: (() => void) | undefined;
+  // No token covers more characters than the longest token string (byte-level BPE maps a byte
+  // to a character; SentencePiece's byte-fallback tokens are longer than the byte they stand
+  // for), so a text has at least length / maxTokenChars tokens. The factor 4 leaves room for
+  // normalizers that shorten the text before it is split (NFKC composing characters).
+  let maxTokenChars = 1;
+  for (let i = 0; i < tok.vocabSize; i++)
+    maxTokenChars = Math.max(maxTokenChars, tok.idToToken(i)?.length ?? 0);
+  const charsPerTokenBound = 4 * maxTokenChars;
+
+  /** Token counts with the limits of CountLimits: a refused request is not tokenized whole. */
+  function count(prompts: string[], limits: CountLimits): { tokens: number[]; atLeast: boolean } {
+    const tokens: number[] = [];
+    let sum = 0;
+    for (const p of prompts) {
+      const lower = Math.floor(p.length / charsPerTokenBound);
+      if (lower > limits.perPrompt || sum + lower > limits.total) {
+        tokens.push(lower);
+        return { tokens, atLeast: true };
+      }
+      const k = tok!.encode(p).length;
+      tokens.push(k);
+      sum += k;
+      if (k === 0 || k > limits.perPrompt || sum > limits.total) break;
+    }
+    return { tokens, atLeast: false };
+  }
+
   port.on('message', (m: ToWorker) => {
+    if (m.type === 'count') {
+      // Answered at once, between decode steps: counting is not a job and does not queue.
+      post({ type: 'counted', id: m.id, ...count(m.prompts, m.limits) });
+      return;
+    }
     if (m.type === 'generate') {
       const r: Request = {
         id: m.id,
