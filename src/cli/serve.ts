@@ -16,6 +16,18 @@ export function registerServe(program: Command): void {
     .option('--model-name <name>', 'the name clients pass as `model`', 'instructkit')
     .option('--api-key-env <NAME>', 'require this environment variable’s value as the bearer token')
     .option('--max-tokens <n>', 'largest max_tokens accepted', (v) => Number(v), 1024)
+    .option(
+      '--max-body-bytes <n>',
+      'largest request body in bytes (413 above)',
+      (v) => Number(v),
+      1_000_000,
+    )
+    .option(
+      '--max-prompt-tokens <n>',
+      'largest total of prompt tokens in one request',
+      (v) => Number(v),
+      65_536,
+    )
     .option('--max-batch <n>', 'sequences decoded together', (v) => Number(v), 32)
     .option('--max-concurrent <n>', 'requests in flight before 429', (v) => Number(v), 64)
     .action(
@@ -27,9 +39,22 @@ export function registerServe(program: Command): void {
         modelName: string;
         apiKeyEnv?: string;
         maxTokens: number;
+        maxBodyBytes: number;
+        maxPromptTokens: number;
         maxBatch: number;
         maxConcurrent: number;
       }) => {
+        for (const [flag, v] of [
+          ['max-tokens', o.maxTokens],
+          ['max-body-bytes', o.maxBodyBytes],
+          ['max-prompt-tokens', o.maxPromptTokens],
+          ['max-batch', o.maxBatch],
+          ['max-concurrent', o.maxConcurrent],
+        ] as const)
+          if (!Number.isInteger(v) || v < 1)
+            throw new ConfigError(`--${flag} must be a positive integer, got ${v}`, {
+              field: flag,
+            });
         const { env } = await import('../util/env.ts');
         const apiKey = o.apiKeyEnv ? env.named(o.apiKeyEnv) : undefined;
         // An unset variable must not quietly serve without a key: the user asked for one.

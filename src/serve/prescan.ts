@@ -2,8 +2,10 @@
 // without parsing the body, so that a request for more prompts than the server runs at once is
 // refused for the cost of reading its bytes. JSON.parse of 300,000 empty prompts builds the
 // whole array first and costs more than the scan. The scan is conservative: anything it does
-// not expect (an escaped key, a prompt that is not an array of strings, bad JSON) makes it
-// answer null and the body goes through JSON.parse and validation as usual.
+// not expect before it has its count (an escaped key, a prompt that is not an array of
+// strings, bad JSON) makes it answer null and the body goes through JSON.parse and validation
+// as usual. A body that is refused for its prompt count is not checked past the count (bad
+// JSON further on gets the count's refusal, also a 400).
 
 enum C {
   Quote = 0x22,

@@ -62,6 +62,12 @@ const UNSUPPORTED: Record<string, { off?: (v: unknown) => boolean; why: string }
   store: { off: (v) => v === false, why: 'stored completions are not supported' },
 };
 
+/**
+ * The unsupported fields of one endpoint, as the schema sees them: refuseUnsupported has
+ * already refused any value that asks for something, so what is left (null, "off") passes.
+ */
+const off = (...keys: string[]) => Object.fromEntries(keys.map((k) => [k, z.unknown().optional()]));
+
 /** Chat request fields that change nothing without the features above (accepted, ignored). */
 const ChatHarmless = {
   parallel_tool_calls: z.boolean().nullish(),
@@ -73,6 +79,7 @@ const ChatHarmless = {
 
 export const CompletionRequest = z.strictObject({
   ...Sampling,
+  ...off('suffix', 'best_of'),
   prompt: z.union([z.string(), z.array(z.string()).min(1)]),
   logprobs: z.number().int().min(0).max(20).nullish(),
   echo: z.boolean().nullish(),
@@ -91,6 +98,20 @@ const Message = z.strictObject({
 export const ChatRequest = z.strictObject({
   ...Sampling,
   ...ChatHarmless,
+  ...off(
+    'tools',
+    'tool_choice',
+    'functions',
+    'function_call',
+    'response_format',
+    'audio',
+    'modalities',
+    'prediction',
+    'reasoning_effort',
+    'verbosity',
+    'web_search_options',
+    'store',
+  ),
   max_completion_tokens: z.number().int().min(0).nullish(),
   messages: z.array(Message).min(1),
   logprobs: z.boolean().nullish(),

@@ -1,6 +1,7 @@
 // `instructkit serve` as a user starts it: --adapter merges a PEFT adapter (greedy text equal to
 // the merged model's), --api-key-env names the variable holding the key (requests without it
-// get 401), and naming an unset variable is an error at startup, not a server without a key.
+// get 401), --max-body-bytes and --max-prompt-tokens set the request limits, and naming an unset
+// variable is an error at startup, not a server without a key.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -34,7 +35,7 @@ test('serve --api-key-env naming an unset variable fails at startup, naming it',
   assert.doesNotMatch(r.stderr, /serving/);
 });
 
-test('serve --adapter DIR --api-key-env NAME: the merged model, behind the key', async () => {
+test('serve --adapter DIR --api-key-env NAME --max-body-bytes --max-prompt-tokens: the merged model, behind the key, with the limits', async () => {
   const model = await saveTinyModel();
   const adapterDir = mkdtempSync(join(tmpdir(), 'ik-serve-cli-adapter-'));
   const adapter = randomAdapter();
@@ -54,6 +55,10 @@ test('serve --adapter DIR --api-key-env NAME: the merged model, behind the key',
       'tiny',
       '--api-key-env',
       'IK_SERVE_KEY',
+      '--max-body-bytes',
+      '5000',
+      '--max-prompt-tokens',
+      '100',
     ],
     { cwd: repoRoot, env: { ...process.env, IK_SERVE_KEY: 'sk-cli' }, stdio: 'pipe' },
   );
@@ -81,6 +86,22 @@ test('serve --adapter DIR --api-key-env NAME: the merged model, behind the key',
   const [base] = await generate(lm, [prompt], { max_new_tokens: 10 });
   assert.equal(res.choices[0]!.text, want!.text);
   assert.notEqual(want!.text, base!.text, 'the adapter changes the greedy text');
+  // --max-body-bytes: a larger body is refused with 413 in OpenAI's shape.
+  const big = await fetch(`${url}/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-cli' },
+    body: JSON.stringify({ model: 'tiny', prompt: 'x'.repeat(6000) }),
+  });
+  assert.equal(big.status, 413);
+  assert.match(((await big.json()) as { error: { message: string } }).error.message, /5000 bytes/);
+  // --max-prompt-tokens: prompts over the total are refused naming `prompt`.
+  const long = 'Hello number 5, the weather is sunny today. '.repeat(6);
+  assert.ok(2 * tokenizer.encode(long).length > 100);
+  await assert.rejects(
+    client.completions.create({ model: 'tiny', prompt: [long, long], max_tokens: 1 }),
+    (e: unknown) =>
+      e instanceof OpenAI.BadRequestError && e.param === 'prompt' && /at most 100/.test(e.message),
+  );
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await exited;
