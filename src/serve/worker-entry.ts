@@ -68,7 +68,8 @@ async function main(): Promise<void> {
   // for), so a text has at least length / maxTokenChars tokens. The factor 4 leaves room for
   // normalizers that shorten the text before it is split (NFKC composing characters).
   let maxTokenChars = 1;
-  for (let i = 0; i < tok.vocabSize; i++)
+  const vocabSize = tok.vocabSize;
+  for (let i = 0; i < vocabSize; i++)
     maxTokenChars = Math.max(maxTokenChars, tok.idToToken(i)?.length ?? 0);
   const charsPerTokenBound = 4 * maxTokenChars;
 
