@@ -6,6 +6,7 @@ import { DataError } from '../util/errors.ts';
 import { ApiError, type ModelInfo } from './engine.ts';
 import { type ServeEnv, toApiError } from './errors.ts';
 import {
+  checkCapacity,
   checkModel,
   finishReason,
   type Job,
@@ -89,6 +90,8 @@ export async function completions(ctx: ServerContext, c: Context): Promise<Respo
   // OpenAI's legacy completions default.
   const maxTokens = r.max_tokens ?? 16;
   checkMaxTokens(ctx, maxTokens, 'max_tokens');
+  // An over-capacity server does not count tokens it cannot serve (launch checks again).
+  checkCapacity(ctx.engine, prompts.length * n);
   await countPromptTokens(ctx, prompts, maxTokens, 'prompt');
   const seed = requestSeed(r.seed);
   const lp = r.logprobs ?? -1;
@@ -177,6 +180,7 @@ export async function chatCompletions(ctx: ServerContext, c: Context): Promise<R
   if (asked != null) checkMaxTokens(ctx, asked, askedParam);
   const template = engine.info.chatTemplate;
   if (!template) throw new ApiError(400, 'this model has no chat template; use /v1/completions');
+  checkCapacity(engine, n);
   const prompt = renderChat(template, r, engine.info);
   const [promptTokens] = await countPromptTokens(ctx, [prompt], asked ?? 1, 'messages');
   // As OpenAI: without max_tokens the reply may use the rest of the context (capped by the

@@ -78,6 +78,18 @@ export function requestAbort(c: { req: { raw: Request } }): AbortController {
   return abort;
 }
 
+/** 429 when `jobs` more would pass the server's limit of requests in flight. */
+export function checkCapacity(engine: InferenceEngine, jobs: number): void {
+  if (engine.inFlight + jobs > engine.maxConcurrent)
+    throw new ApiError(
+      429,
+      `The server is at its limit of ${engine.maxConcurrent} requests in flight; retry later.`,
+      'rate_limit_error',
+      null,
+      'rate_limit_exceeded',
+    );
+}
+
 /**
  * Starts every job of a request. A failed job cancels its siblings (no orphaned decoding).
  * For streams, deltas are held until `open` is given a writer, so that an error that comes
@@ -97,14 +109,7 @@ export function launch(
       'invalid_request_error',
       'n',
     );
-  if (engine.inFlight + jobs.length > engine.maxConcurrent)
-    throw new ApiError(
-      429,
-      `The server is at its limit of ${engine.maxConcurrent} requests in flight; retry later.`,
-      'rate_limit_error',
-      null,
-      'rate_limit_exceeded',
-    );
+  checkCapacity(engine, jobs.length);
   const held: [Job, string, TokenInfo[]][] = [];
   let writer: OnDelta | undefined;
   let firstDelta!: () => void;
