@@ -9,3 +9,4 @@ export * from './engine.ts';
 export * from './listen.ts';
 export * from './protocol.ts';
 export { ChatRequest, CompletionRequest } from './schemas.ts';
+export type { ServeLog, ServeLogEntry } from './errors.ts';
