@@ -35,6 +35,17 @@ test('serve --api-key-env naming an unset variable fails at startup, naming it',
   assert.doesNotMatch(r.stderr, /serving/);
 });
 
+test('serve --max-body-bytes 0 is refused at startup, naming the flag', () => {
+  const r = spawnSync(
+    process.execPath,
+    [bin, 'serve', '--model', '/nonexistent', '--port', '0', '--max-body-bytes', '0'],
+    { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 },
+  );
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /--max-body-bytes must be a positive integer, got 0/);
+  assert.match(r.stderr, /field 'max-body-bytes'/);
+});
+
 test('serve --adapter DIR --api-key-env NAME --max-body-bytes --max-prompt-tokens: the merged model, behind the key, with the limits', async () => {
   const model = await saveTinyModel();
   const adapterDir = mkdtempSync(join(tmpdir(), 'ik-serve-cli-adapter-'));
