@@ -7,7 +7,14 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { ApiError, type InferenceEngine } from './engine.ts';
-import { errorBody, type ServeEnv, type ServeLog, stderrLog, toApiError } from './errors.ts';
+import {
+  errorBody,
+  requestOf,
+  type ServeLog,
+  setRequestId,
+  stderrLog,
+  toApiError,
+} from './errors.ts';
 import { chatCompletions, completions } from './handlers.ts';
 import type { ServerContext } from './jobs.ts';
 
@@ -37,7 +44,7 @@ function keyMatches(header: string | undefined, apiKey: string): boolean {
 }
 
 /** Builds the app; `engine` runs the model in its worker. */
-export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hono<ServeEnv> {
+export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hono {
   const ctx: ServerContext = {
     engine,
     modelName: opts.modelName ?? 'instructkit',
@@ -45,20 +52,20 @@ export function createApp(engine: InferenceEngine, opts: ServeOptions = {}): Hon
     maxPromptTokens: opts.maxPromptTokens ?? 65_536,
     log: opts.log ?? stderrLog,
   };
-  const app = new Hono<ServeEnv>();
+  const app = new Hono();
 
   // Every reply carries a request id, as OpenAI's do; a 500 quotes it and the log has the rest.
   app.use('*', async (c, next) => {
     const id = `req_${randomBytes(12).toString('hex')}`;
-    c.set('requestId', id);
+    setRequestId(c, id);
     c.header('x-request-id', id);
     await next();
   });
 
   app.onError((err, c) => {
-    const requestId = c.get('requestId');
-    const e = toApiError(err, { requestId, method: c.req.method, path: c.req.path }, ctx.log);
-    c.header('x-request-id', requestId);
+    const req = requestOf(c);
+    const e = toApiError(err, req, ctx.log);
+    c.header('x-request-id', req.requestId);
     // Over capacity clears as soon as a request finishes: tell clients to come back shortly.
     if (e.status === 429) c.header('Retry-After', '1');
     return c.json(errorBody(e), e.status as 400);

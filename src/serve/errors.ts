@@ -6,9 +6,23 @@
 import { ConfigError, DataError } from '../util/errors.ts';
 import { ApiError } from './engine.ts';
 
-/** Hono variables of a request. */
-export interface ServeEnv {
-  Variables: { requestId: string };
+// Kept beside the request rather than as a typed Hono variable, so that createApp stays a plain
+// `Hono` for callers that hold it as one.
+// Keyed by the request's Hono context, the one object that lives from the first middleware to
+// the error handler (c.req.raw is replaced when the body limit wraps the body).
+const requestIds = new WeakMap<object, string>();
+
+export function setRequestId(c: object, id: string): void {
+  requestIds.set(c, id);
+}
+
+/** The request's id and what the log says of where it failed. */
+export function requestOf(c: { req: { method: string; path: string } }) {
+  return {
+    requestId: requestIds.get(c) ?? 'unknown',
+    method: c.req.method,
+    path: c.req.path,
+  };
 }
 
 /** One log record of the server (JSON lines on stderr unless the app is given a logger). */

@@ -1,10 +1,10 @@
 // The handlers of POST /v1/completions and POST /v1/chat/completions: validate the body, build
 // one job per prompt × choice, run them, and answer in OpenAI's shape (JSON or SSE chunks).
-import type { Context as HonoContext } from 'hono';
+import type { Context } from 'hono';
 import { applyChatTemplate } from '../data/templates/chat.ts';
 import { DataError } from '../util/errors.ts';
 import { ApiError, type ModelInfo } from './engine.ts';
-import { type ServeEnv, toApiError } from './errors.ts';
+import { requestOf, toApiError } from './errors.ts';
 import {
   checkCapacity,
   checkModel,
@@ -30,11 +30,9 @@ import type { TokenInfo } from './protocol.ts';
 import { ChatRequest, CompletionRequest, parseBody } from './schemas.ts';
 import { streamChoices } from './sse.ts';
 
-type Context = HonoContext<ServeEnv>;
-
 /** Turns an error after a stream opened into its reply (unexpected ones are logged). */
 const streamFailure = (ctx: ServerContext, c: Context) => (e: unknown) =>
-  toApiError(e, { requestId: c.get('requestId'), method: c.req.method, path: c.req.path }, ctx.log);
+  toApiError(e, requestOf(c), ctx.log);
 
 async function readText(c: Context): Promise<string> {
   return await c.req.text();

@@ -6,7 +6,7 @@
 //   await s.close();
 export * from './app.ts';
 export * from './engine.ts';
+export type { ServeLog, ServeLogEntry } from './errors.ts';
 export * from './listen.ts';
 export * from './protocol.ts';
 export { ChatRequest, CompletionRequest } from './schemas.ts';
-export type { ServeLog, ServeLogEntry } from './errors.ts';
