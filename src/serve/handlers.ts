@@ -22,6 +22,7 @@ import {
   checkChoices,
   checkMaxTokens,
   checkRawChoices,
+  checkRawMessages,
   countPromptTokens,
   refuseManyPrompts,
 } from './limits.ts';
@@ -168,7 +169,9 @@ function renderChat(template: string, r: ChatRequest, info: ModelInfo): string {
 }
 
 export async function chatCompletions(ctx: ServerContext, c: Context): Promise<Response> {
-  const r = parseBody(ChatRequest, parseJson(await readText(c)));
+  const body = parseJson(await readText(c));
+  checkRawMessages(ctx, body);
+  const r = parseBody(ChatRequest, body);
   checkModel(ctx, r.model);
   const { engine } = ctx;
   const n = r.n ?? 1;

@@ -39,6 +39,25 @@ export function checkRawChoices(ctx: ServerContext, body: unknown): void {
   if (Array.isArray(prompt)) checkChoices(ctx, prompt.length, choices, 'prompt');
 }
 
+/**
+ * Refuses, before validation and template rendering (which the main thread does), a chat of
+ * more messages than the model has context tokens: chat templates mark each message's role,
+ * so every message takes at least one token.
+ */
+export function checkRawMessages(ctx: ServerContext, body: unknown): void {
+  if (typeof body !== 'object' || body === null) return;
+  const { messages } = body as { messages?: unknown };
+  const context = ctx.engine.info.maxPositions;
+  if (Array.isArray(messages) && messages.length > context)
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${context} tokens; this request has ${messages.length} messages, each of which takes at least one.`,
+      'invalid_request_error',
+      'messages',
+      'context_length_exceeded',
+    );
+}
+
 /** Refuses an explicit max_tokens over the server's cap or leaving no room for a prompt. */
 export function checkMaxTokens(ctx: ServerContext, maxTokens: number, param: string): void {
   if (maxTokens > ctx.maxTokensCap)

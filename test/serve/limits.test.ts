@@ -175,6 +175,15 @@ test('chat without max_tokens may use the rest of the context (OpenAI); completi
     logit_bias: noEos,
   });
   assert.equal(legacy.usage!.completion_tokens, 16);
+  // More messages than the context has tokens: refused before the template renders them.
+  const many = await post(
+    'chat/completions',
+    JSON.stringify({ model: 'tiny', messages: Array(CONTEXT + 1).fill(messages[0]) }),
+  );
+  assert.equal(many.status, 400);
+  const e = (await many.json()) as ErrorReply;
+  assert.equal(e.error.param, 'messages');
+  assert.match(e.error.message, new RegExp(`has ${CONTEXT + 1} messages`));
   // A conversation that fills the context leaves no room: refused, naming messages.
   await assert.rejects(
     client.chat.completions.create({
