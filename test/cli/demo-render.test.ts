@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { repoRoot, sharedData } from '../helpers/shared.ts';
+import { noShared, repoRoot, sharedData } from '../helpers/shared.ts';
 
 const cli = (args: string[]) =>
   spawnSync(process.execPath, [join(repoRoot, 'bin', 'instructkit.js'), ...args], {
@@ -12,7 +12,7 @@ const cli = (args: string[]) =>
     encoding: 'utf8',
   });
 
-test('`data render` writes the built-in collection and Super-NI tasks as task examples', () => {
+test('`data render` writes the built-in collection as task examples', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-render-'));
   const r = cli([
     'data',
@@ -32,16 +32,6 @@ test('`data render` writes the built-in collection and Super-NI tasks as task ex
     .map((l) => JSON.parse(l));
   assert.ok(rows.every((x) => x.category === 'sequences'));
   assert.ok(rows.some((x) => x.template.includes(':cot:')));
-  const n = cli([
-    'data',
-    'render',
-    '--natinst',
-    sharedData('natural-instructions', 'task1146_country_capital.EXCERPT.json'),
-    '--out',
-    join(dir, 'n.jsonl'),
-  ]);
-  assert.equal(n.status, 0, n.stderr);
-  assert.match(readFileSync(join(dir, 'n.jsonl'), 'utf8'), /Now complete the following example/);
   const bad = cli([
     'data',
     'render',
@@ -53,6 +43,20 @@ test('`data render` writes the built-in collection and Super-NI tasks as task ex
   ]);
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /unknown variant 'zero-shot'/);
+});
+
+test('`data render --natinst` writes Super-NI tasks as task examples', { skip: noShared }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-render-'));
+  const n = cli([
+    'data',
+    'render',
+    '--natinst',
+    sharedData('natural-instructions', 'task1146_country_capital.EXCERPT.json'),
+    '--out',
+    join(dir, 'n.jsonl'),
+  ]);
+  assert.equal(n.status, 0, n.stderr);
+  assert.match(readFileSync(join(dir, 'n.jsonl'), 'utf8'), /Now complete the following example/);
 });
 
 test('`demo --quick` runs every stage and writes results, report, HF model and GGUF', () => {

@@ -8,7 +8,7 @@ import {
 } from '../../src/data/decontaminate.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 import { readJsonl } from '../../src/util/jsonl.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { noShared, sharedData } from '../helpers/shared.ts';
 
 const evalA = [
   {
@@ -111,7 +111,9 @@ test('short eval texts match whole with minN; n is configurable; unknown keys re
   );
 });
 
-test('real data: Self-Instruct seeds against the user-oriented eval set', async () => {
+test('real data: Self-Instruct seeds against the user-oriented eval set', {
+  skip: noShared,
+}, async () => {
   // Training side: the 175 seed tasks; eval side: the 252 user-oriented tasks (first instance).
   const seeds: { instruction: string; input: string; output: string }[] = [];
   for await (const { value } of readJsonl(sharedData('self-instruct', 'seed_tasks.jsonl'))) {

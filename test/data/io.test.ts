@@ -14,7 +14,7 @@ import {
 } from '../../src/data/io.ts';
 import type { RecordKind } from '../../src/data/records.ts';
 import { ConfigError, DataError, FormatError } from '../../src/util/errors.ts';
-import { fixture, sharedData } from '../helpers/shared.ts';
+import { fixture, noShared, sharedData } from '../helpers/shared.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-io-'));
 
@@ -75,7 +75,9 @@ test('Parquet streams row group by row group with row indices', async () => {
   assert.deepEqual(got[1234]!.record, recs[1234]);
 });
 
-test('readRecords reads the shared Self-Instruct seed file and Alpaca-shaped JSON', async () => {
+test('readRecords reads the shared Self-Instruct seed file and Alpaca-shaped JSON', {
+  skip: noShared,
+}, async () => {
   // seed_tasks.jsonl has extra keys, so it is not an instruction record: the error names the key.
   await assert.rejects(
     all(readRecords(sharedData('self-instruct', 'seed_tasks.jsonl'))),

@@ -8,7 +8,7 @@ import {
   parseNatInstTask,
 } from '../../src/data/templates/natinst.ts';
 import { DataError } from '../../src/util/errors.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { noShared, sharedData } from '../helpers/shared.ts';
 
 const capital = () =>
   loadNatInstTask(sharedData('natural-instructions', 'task1146_country_capital.EXCERPT.json'));
@@ -20,7 +20,9 @@ const analogy = () =>
     ),
   );
 
-test('Tk-Instruct encoding: definition + 2 positive examples (the default)', () => {
+test('Tk-Instruct encoding: definition + 2 positive examples (the default)', {
+  skip: noShared,
+}, () => {
   const t = capital();
   assert.equal(t.name, 'task1146_country_capital');
   assert.equal(
@@ -32,7 +34,9 @@ test('Tk-Instruct encoding: definition + 2 positive examples (the default)', () 
   );
 });
 
-test('encodings with negatives and explanations, without definition; length budget', () => {
+test('encodings with negatives and explanations, without definition; length budget', {
+  skip: noShared,
+}, () => {
   const t = capital();
   const s = encodeNatInst(t, 'Chad', {
     definition: false,
@@ -56,7 +60,9 @@ const ANALOGY_DEFINITION =
   '"A : B" relates item A to its associated container B. Your task is to replace the question mark (?) ' +
   'with the appropriate container for the given item C, following the "A : B" relation.';
 
-test('task1159, Tk-Instruct default encoding: definition + 2 positive examples', () => {
+test('task1159, Tk-Instruct default encoding: definition + 2 positive examples', {
+  skip: noShared,
+}, () => {
   const t = analogy();
   const ex = natInstExamples(t);
   assert.equal(ex[0]!.id, 'task1159-1f85921a609441d3b7a93581c1ccd801');
@@ -71,7 +77,9 @@ test('task1159, Tk-Instruct default encoding: definition + 2 positive examples',
   assert.equal(ex[0]!.target, 'sack');
 });
 
-test('task1159 with 2 negative examples and explanations (the pos + neg + expl encoding)', () => {
+test('task1159 with 2 negative examples and explanations (the pos + neg + expl encoding)', {
+  skip: noShared,
+}, () => {
   const t = analogy();
   const s = encodeNatInst(t, 'soda : bottle. pickles : ?', {
     positive: 2,
@@ -94,7 +102,9 @@ test('task1159 with 2 negative examples and explanations (the pos + neg + expl e
   );
 });
 
-test('instances keep every reference; the training target is chosen with the seed', () => {
+test('instances keep every reference; the training target is chosen with the seed', {
+  skip: noShared,
+}, () => {
   const t = analogy();
   const multi = t.instances.filter((i) => i.output.length > 1);
   assert.ok(multi.length >= 2, 'the excerpt has multi-reference instances');
@@ -107,7 +117,9 @@ test('instances keep every reference; the training target is chosen with the see
   assert.deepEqual(brazil?.references, ['Bras']);
 });
 
-test('the default split lists 119 test tasks; a task without Definition is an error', () => {
+test('the default split lists 119 test tasks; a task without Definition is an error', {
+  skip: noShared,
+}, () => {
   const tasks = loadNatInstSplit(
     sharedData('natural-instructions', 'splits', 'default', 'test_tasks.txt'),
   );

@@ -11,7 +11,7 @@ import {
 } from '../../src/data/templates/promptsource.ts';
 import { DataError } from '../../src/util/errors.ts';
 import { PyRandom } from '../../src/util/pyrandom.ts';
-import { fixture, sharedData } from '../helpers/shared.ts';
+import { fixture, noShared, sharedData } from '../helpers/shared.ts';
 
 interface Case {
   template: string;
@@ -59,7 +59,9 @@ const fixtures = readdirSync(fixtureDir)
   .filter((f) => f.endsWith('.json'))
   .map((f) => JSON.parse(readFileSync(join(fixtureDir, f), 'utf8')) as Fixture);
 
-test('every PromptSource template renders byte-identical to Python Jinja2', () => {
+test('every PromptSource template renders byte-identical to Python Jinja2', {
+  skip: noShared,
+}, () => {
   const shared = sharedTemplates();
   assert.deepEqual(
     fixtures.map((f) => f.dataset).sort(),
@@ -111,7 +113,9 @@ test('every PromptSource template renders byte-identical to Python Jinja2', () =
   assert.equal(identical, total);
 });
 
-test('a template whose {% if %} excludes the example yields "skipped", not an empty example', () => {
+test('a template whose {% if %} excludes the example yields "skipped", not an empty example', {
+  skip: noShared,
+}, () => {
   const file = loadPromptSourceFile(
     sharedData('promptsource', 'adversarial_qa', 'adversarialQA', 'templates.yaml'),
   );
@@ -131,7 +135,7 @@ test('a template whose {% if %} excludes the example yields "skipped", not an em
   assert.ok(ok.kind === 'example' && ok.target === 'Cats');
 });
 
-test('answer choices are rendered and split', () => {
+test('answer choices are rendered and split', { skip: noShared }, () => {
   const file = loadPromptSourceFile(
     sharedData('promptsource', 'super_glue', 'rte', 'templates.yaml'),
   );
@@ -142,7 +146,9 @@ test('answer choices are rendered and split', () => {
   assert.equal(r.target, 'No');
 });
 
-test('bad input: reserved answer_choices key, unknown tag, missing jinja, syntax error', () => {
+test('bad input: reserved answer_choices key, unknown tag, missing jinja, syntax error', {
+  skip: noShared,
+}, () => {
   const file = loadPromptSourceFile(sharedData('promptsource', 'ag_news', 'templates.yaml'));
   assert.throws(
     () => applyTemplate(file.templates[0]!, { text: 'x', label: 0, answer_choices: [] }),

@@ -10,7 +10,7 @@ import { round4 } from '../../src/eval/metrics.ts';
 import { evaluateTask } from '../../src/eval/run.ts';
 import { buildContext, docTarget, loadTaskFile, type Task } from '../../src/eval/task.ts';
 import { ConfigError } from '../../src/util/errors.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { noShared, sharedData } from '../helpers/shared.ts';
 
 const EXCERPTS = [
   'task1146_country_capital.EXCERPT.json',
@@ -45,7 +45,9 @@ interface FixtureRow {
   rougeL: number;
 }
 
-test('superNiTask: Tk-Instruct prompts, every reference, EM + ROUGE-L equal to the official script on both excerpt tasks', async () => {
+test('superNiTask: Tk-Instruct prompts, every reference, EM + ROUGE-L equal to the official script on both excerpt tasks', {
+  skip: noShared,
+}, async () => {
   const lines = readFileSync(sharedData('natural-instructions', 'eval_fixture.jsonl'), 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -138,7 +140,9 @@ test('superNiTask: Tk-Instruct prompts, every reference, EM + ROUGE-L equal to t
   assert.equal(round4(100 * mean(pooled.rl)), summary.aggregate.rougeL);
 });
 
-test('a task YAML refers to a Super-NI file with `dataset: {super_ni: ...}`; bad specs name the field', () => {
+test('a task YAML refers to a Super-NI file with `dataset: {super_ni: ...}`; bad specs name the field', {
+  skip: noShared,
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'ik-ni-yaml-'));
   const file = sharedData('natural-instructions', EXCERPTS[1]!);
   const yaml = join(dir, 'ni.yaml');

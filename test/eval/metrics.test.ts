@@ -12,7 +12,7 @@ import {
   scoreMultipleChoice,
   tokenF1,
 } from '../../src/eval/metrics.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { noShared, sharedData } from '../helpers/shared.ts';
 
 test('acc and acc_norm on a hand-computed example', () => {
   // Choice lengths 1, 10, 4 characters; raw log-likelihoods favour the short first choice,
@@ -34,7 +34,9 @@ test('acc and acc_norm on a hand-computed example', () => {
   assert.equal(w.acc_bytes, 0);
 });
 
-test('Super-NI exact match and ROUGE-L equal the official script per example and aggregated', () => {
+test('Super-NI exact match and ROUGE-L equal the official script per example and aggregated', {
+  skip: noShared,
+}, () => {
   const rows = readFileSync(sharedData('natural-instructions', 'eval_fixture.jsonl'), 'utf8')
     .split('\n')
     .filter(Boolean)

@@ -6,7 +6,7 @@ import { BYTE_TO_UNICODE, ByteLevelBpe, byteLevel, pretokenize } from '../../src
 import { trainBpe } from '../../src/models/bpe-train.ts';
 import { TINY_CHAT_TEMPLATE, trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { Tokenizer } from '../../src/models/tokenizer.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { noShared, sharedData } from '../helpers/shared.ts';
 
 /** ~1.5 MB of real English, JSON and code-like text from the shared data folder. */
 function corpus(): string[] {
@@ -83,7 +83,9 @@ const SAMPLES = [
 ];
 
 describe('byte-level BPE trainer', () => {
-  test('incremental pair counts give exactly the merges of a recount-everything trainer', () => {
+  test('incremental pair counts give exactly the merges of a recount-everything trainer', {
+    skip: noShared,
+  }, () => {
     const texts = corpus().slice(0, 400);
     const specials = ['<|endoftext|>'];
     const fast = trainBpe(texts, { vocabSize: 700, specialTokens: specials });
@@ -92,7 +94,9 @@ describe('byte-level BPE trainer', () => {
     assert.deepEqual(fast.merges, slow);
   });
 
-  test('2k vocab on 1.5 MB: HF tokenizers loads it and gives our ids; lossless round trip', () => {
+  test('2k vocab on 1.5 MB: HF tokenizers loads it and gives our ids; lossless round trip', {
+    skip: noShared,
+  }, () => {
     const texts = corpus();
     const t0 = performance.now();
     const { bpe, tokenizer } = trainTinyTokenizer(texts, 2048);
@@ -134,7 +138,7 @@ describe('byte-level BPE trainer', () => {
     assert.deepEqual(again.merges, bpe.merges);
   });
 
-  test('deterministic: the same corpus gives the same vocabulary', () => {
+  test('deterministic: the same corpus gives the same vocabulary', { skip: noShared }, () => {
     const texts = corpus().slice(0, 3000);
     const a = trainBpe(texts, { vocabSize: 1000 });
     const b = trainBpe([...texts], { vocabSize: 1000 });

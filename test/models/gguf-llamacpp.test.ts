@@ -22,7 +22,7 @@ import { trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { Tokenizer } from '../../src/models/tokenizer.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { llamaCppLogits } from '../helpers/llamacpp.ts';
-import { repoRoot, sharedData } from '../helpers/shared.ts';
+import { noShared, repoRoot, sharedData } from '../helpers/shared.ts';
 import { randomLlamaWeights, referenceLogits } from './reference-llama.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-llamacpp-'));
@@ -51,7 +51,9 @@ const PROMPTS = [
   'Options: (A) DNA (B) photosynthesis (C) 42',
 ];
 
+// The tokenizer is trained on FLAN text from ../shared/data; the suite skips without it.
 before(async () => {
+  if (noShared) return;
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const texts = readFileSync(sharedData('FLAN', 'qasc_train.tsv'), 'utf8').split('\n');
   ({ bpe, tokenizer } = trainTinyTokenizer(texts, 512));
@@ -108,7 +110,7 @@ async function checkLogits(
   return worst;
 }
 
-describe('GGUF in llama.cpp', () => {
+describe('GGUF in llama.cpp', { skip: noShared }, () => {
   for (const arch of ['llama', 'qwen2'] as const)
     test(`(a) ${arch} export: our BPE tokenizer and llama.cpp (pre "gpt-2") give the same ids`, async () => {
       const s = spec(arch === 'qwen2' ? { model_type: 'qwen2', tie_word_embeddings: true } : {});

@@ -8,10 +8,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { repoRoot, sharedData } from '../helpers/shared.ts';
+import { ifShared, noShared, repoRoot, sharedData } from '../helpers/shared.ts';
 import { fakeLlm, type ScriptedServer, startScriptedServer } from './scripted-server.ts';
 
-const seedTasks = sharedData('self-instruct', 'seed_tasks.jsonl');
+// Every test here runs on the Self-Instruct seeds from ../shared/data and skips without them.
+const seedTasks = ifShared(() => sharedData('self-instruct', 'seed_tasks.jsonl'), '');
 let server: ScriptedServer;
 before(async () => {
   server = await startScriptedServer(fakeLlm);
@@ -91,7 +92,9 @@ function rejectedOf(line: string): Record<string, number> {
   );
 }
 
-test('synth self-instruct: a progress line per stage and the final reject-reason report', async () => {
+test('synth self-instruct: a progress line per stage and the final reject-reason report', {
+  skip: noShared,
+}, async () => {
   const { out, args } = setup('self-instruct');
   const r = await cli([...args, '--target', '15']);
   assert.equal(r.code, 0, r.stderr);
@@ -133,7 +136,9 @@ test('synth self-instruct: a progress line per stage and the final reject-reason
   assert.ok(last.endsWith(`$${report.usage.network.cost_usd.toFixed(4)}`), last);
 });
 
-test('synth alpaca: the final report lists every reject reason with its count', async () => {
+test('synth alpaca: the final report lists every reject reason with its count', {
+  skip: noShared,
+}, async () => {
   const { out, args } = setup('alpaca');
   const r = await cli([...args, '--target', '20']);
   assert.equal(r.code, 0, r.stderr);

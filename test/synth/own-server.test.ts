@@ -17,7 +17,7 @@ import { LlmClient } from '../../src/synth/client.ts';
 import { runSelfInstruct } from '../../src/synth/self-instruct.ts';
 import { parseSftConfig, trainSft } from '../../src/train/sft.ts';
 import { ConfigError } from '../../src/util/errors.ts';
-import { sharedData } from '../helpers/shared.ts';
+import { ifShared, noShared, sharedData } from '../helpers/shared.ts';
 
 const tmp = (p: string): string => mkdtempSync(join(tmpdir(), `ik-own-${p}-`));
 const lines = (path: string): unknown[] =>
@@ -30,7 +30,12 @@ interface SeedTask {
   instruction: string;
   instances: { input: string; output: string }[];
 }
-const allSeeds = lines(sharedData('self-instruct', 'seed_tasks.jsonl')) as SeedTask[];
+// The Self-Instruct seeds from ../shared/data train the model and seed the runs: every test here
+// skips without them.
+const allSeeds = ifShared(
+  () => lines(sharedData('self-instruct', 'seed_tasks.jsonl')) as SeedTask[],
+  [],
+);
 // Seed tasks with short instances, so that every prompt (Alpaca shows three instances) fits the
 // tiny model's context of 1024 tokens with room for the completion.
 const shortSeeds = allSeeds.filter(
@@ -41,6 +46,7 @@ let server: RunningServer;
 let seedFile: string;
 
 before(async () => {
+  if (noShared) return;
   const dir = tmp('model');
   seedFile = join(dir, 'seed_tasks.jsonl');
   writeFileSync(seedFile, shortSeeds.map((s) => JSON.stringify(s)).join('\n'));
@@ -117,7 +123,9 @@ const INSTRUCTION_REASONS = new Set([
   'too_similar',
 ]);
 
-test('Self-Instruct against instructkit serve: requests, parsing, reject reasons, state files, cache', async () => {
+test('Self-Instruct against instructkit serve: requests, parsing, reject reasons, state files, cache', {
+  skip: noShared,
+}, async () => {
   const cache = tmp('si-cache');
   const cfg = {
     seed_tasks: seedFile,
@@ -171,7 +179,9 @@ test('Self-Instruct against instructkit serve: requests, parsing, reject reasons
     assert.equal(readFileSync(join(out2, f), 'utf8'), readFileSync(join(out, f), 'utf8'), f);
 });
 
-test('Alpaca against instructkit serve over the chat API: reasons, state, cache', async () => {
+test('Alpaca against instructkit serve over the chat API: reasons, state, cache', {
+  skip: noShared,
+}, async () => {
   const cache = tmp('alpaca-cache');
   const cfg = {
     seed_tasks: seedFile,
@@ -207,7 +217,9 @@ test('Alpaca against instructkit serve over the chat API: reasons, state, cache'
   );
 });
 
-test('defaults that cannot fit the model stop the run at once, naming the setting', async () => {
+test('defaults that cannot fit the model stop the run at once, naming the setting', {
+  skip: noShared,
+}, async () => {
   // Self-Instruct asks for 1024 new tokens: with any prompt that exceeds the 1024-token context.
   const c1 = client();
   await assert.rejects(

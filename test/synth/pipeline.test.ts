@@ -7,10 +7,11 @@ import { after, test } from 'node:test';
 import { runAlpaca } from '../../src/synth/alpaca.ts';
 import { LlmClient } from '../../src/synth/client.ts';
 import { runSelfInstruct } from '../../src/synth/self-instruct.ts';
-import { repoRoot, sharedData } from '../helpers/shared.ts';
+import { ifShared, noShared, repoRoot, sharedData } from '../helpers/shared.ts';
 import { fakeLlm, type ScriptedServer, startScriptedServer } from './scripted-server.ts';
 
-const seedTasks = sharedData('self-instruct', 'seed_tasks.jsonl');
+// Every test here runs on the Self-Instruct seeds from ../shared/data and skips without them.
+const seedTasks = ifShared(() => sharedData('self-instruct', 'seed_tasks.jsonl'), '');
 const servers: ScriptedServer[] = [];
 after(async () => {
   for (const s of servers) await s.close();
@@ -37,7 +38,9 @@ function client(url: string, extra: Record<string, unknown> = {}): LlmClient {
   });
 }
 
-test('Self-Instruct end to end: prompts of 6 seed + 2 machine, filters with reasons, instances', async () => {
+test('Self-Instruct end to end: prompts of 6 seed + 2 machine, filters with reasons, instances', {
+  skip: noShared,
+}, async () => {
   const s = await serve(fakeLlm);
   const out = tmp('si');
   const report = await runSelfInstruct(
@@ -84,7 +87,9 @@ test('Self-Instruct end to end: prompts of 6 seed + 2 machine, filters with reas
   assert.ok(instancePrompts.some((p) => p.startsWith('For each task')));
 });
 
-test('Self-Instruct is deterministic, and a finished run re-runs without requests', async () => {
+test('Self-Instruct is deterministic, and a finished run re-runs without requests', {
+  skip: noShared,
+}, async () => {
   const s = await serve(fakeLlm);
   const a = tmp('si-a');
   const b = tmp('si-b');
@@ -109,7 +114,9 @@ test('Self-Instruct is deterministic, and a finished run re-runs without request
   );
 });
 
-test('faults (429, 500, hang, truncated JSON) do not change the result', async () => {
+test('faults (429, 500, hang, truncated JSON) do not change the result', {
+  skip: noShared,
+}, async () => {
   const clean = await serve(fakeLlm);
   let n = 0;
   const flaky = await serve((r) => {
@@ -138,7 +145,7 @@ test('faults (429, 500, hang, truncated JSON) do not change the result', async (
   );
 });
 
-test('Alpaca-style generation end to end', async () => {
+test('Alpaca-style generation end to end', { skip: noShared }, async () => {
   const s = await serve(fakeLlm);
   const out = tmp('alpaca');
   const r = await runAlpaca(
@@ -180,7 +187,9 @@ function runCli(args: string[]): { child: ReturnType<typeof spawn>; done: Promis
   return { child, done };
 }
 
-test('kill -9 at random points, then re-run: no duplicates, nothing lost', async () => {
+test('kill -9 at random points, then re-run: no duplicates, nothing lost', {
+  skip: noShared,
+}, async () => {
   const s = await serve(async (r) => {
     await new Promise((res) => setTimeout(res, 15));
     return fakeLlm(r);
