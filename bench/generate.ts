@@ -23,11 +23,11 @@ import { parameterCount, tinyLlamaConfig, trainTinyTokenizer } from '../src/mode
 import { env } from '../src/util/env.ts';
 
 const argv = process.argv.slice(2);
-const valueOf = (flag: string): string | undefined =>
+const flagValue = (flag: string): string | undefined =>
   argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined;
-const SHAPE = valueOf('--shape') ?? 'medium';
+const SHAPE = flagValue('--shape') ?? 'medium';
 if (SHAPE !== 'tiny' && SHAPE !== 'medium') throw new Error(`--shape medium|tiny, not ${SHAPE}`);
-const THREADS = Number(valueOf('--threads') ?? env.threads);
+const THREADS = Number(flagValue('--threads') ?? env.threads);
 if (!Number.isInteger(THREADS) || THREADS < 1)
   throw new Error('--threads takes a positive integer');
 const NEW = Number(argv.find((a, i) => /^\d+$/.test(a) && !argv[i - 1]?.startsWith('--')) ?? 96);
