@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { repoRoot } from '../helpers/shared.ts';
 
 const npmVersion = spawnSync('npm', ['--version'], { encoding: 'utf8' });
@@ -102,6 +103,27 @@ describe('npm pack, install into an empty project, use from plain Node and tsc',
       run(process.execPath, ['--input-type=module', '-e', script], project),
     ) as Record<string, number>;
     for (const s of subpaths) assert.ok(counts[s]! > 0, `instructkit${s.slice(1)} exports nothing`);
+  });
+
+  test('worker threads start on the compiled entry modules, without tsx', () => {
+    // Callers name worker-entry.ts; in dist/ the .js beside it must run. A request before 'init'
+    // gets the entry module's own refusal back: the module loaded and answered.
+    const tsWorker = pathToFileURL(join(installed, 'dist', 'util', 'ts-worker.js')).href;
+    const script = `
+      const { spawnTsWorker } = await import(${JSON.stringify(tsWorker)});
+      const w = spawnTsWorker(new URL('../engine/worker-entry.ts', ${JSON.stringify(tsWorker)}));
+      const reply = await new Promise((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+        w.postMessage({ id: 1, type: 'dispose' });
+      });
+      await w.terminate();
+      console.log(JSON.stringify(reply));`;
+    // A file, not `-e`: workers inherit execArgv, and --input-type would reach them.
+    writeFileSync(join(project, 'worker-check.mjs'), script);
+    const reply = run(process.execPath, ['worker-check.mjs'], project);
+    assert.match(reply, /"ok":false/);
+    assert.match(reply, /'dispose' before 'init'/);
   });
 
   test('a TypeScript file type-checks against the shipped declarations', () => {
