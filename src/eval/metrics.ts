@@ -3,12 +3,11 @@
 // log-likelihoods (acc, acc_norm by character length, acc_bytes, as lm-evaluation-harness
 // reports them), and a seeded (paired) bootstrap for confidence intervals.
 import { rougeL } from '../data/rouge.ts';
+import { pyCollapseSpace, pyLower, pyRound } from '../util/pystr.ts';
 import { Rng } from '../util/rng.ts';
 
 /** Python's string.punctuation. */
 const PUNCT = new Set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~');
-/** Characters Python's str.split() treats as whitespace. */
-const PY_WS = /[\s\u001c-\u001f\u0085]+/;
 
 /**
  * Super-NI's normalize_answer: lower-case, delete ASCII punctuation, collapse whitespace.
@@ -16,11 +15,9 @@ const PY_WS = /[\s\u001c-\u001f\u0085]+/;
  */
 export function normalizeAnswer(s: string): string {
   let out = '';
-  for (const ch of s.toLowerCase()) if (!PUNCT.has(ch)) out += ch;
-  return out
-    .split(PY_WS)
-    .filter((w) => w !== '')
-    .join(' ');
+  for (const ch of pyLower(s)) if (!PUNCT.has(ch)) out += ch;
+  // ' '.join(text.split()): Python's whitespace set, not JavaScript's \s (U+FEFF, U+001C..F).
+  return pyCollapseSpace(out);
 }
 
 export function exactMatch(prediction: string, reference: string): boolean {
@@ -68,9 +65,20 @@ export function tokenF1(prediction: string, reference: string): number {
   return (2 * precision * recall) / (precision + recall);
 }
 
-/** Rounds like Python's round(x, 4) for the percentages the official script prints. */
+/** Python's round(x, 4) (half to even on the exact value), as the official script rounds. */
 export function round4(x: number): number {
-  return Math.round(x * 1e4) / 1e4;
+  return pyRound(x, 4);
+}
+
+/**
+ * A Super-NI aggregate as compute_metrics computes it: per-example scores summed in order,
+ * round(100.0 * total / n, 4). The order matters at the last bit, which matters at a tie.
+ */
+export function superNiAggregate(scores: readonly (number | boolean)[]): number {
+  if (scores.length === 0) throw new RangeError('superNiAggregate: no scores');
+  let total = 0;
+  for (const s of scores) total += Number(s);
+  return round4((100.0 * total) / scores.length);
 }
 
 export interface MultipleChoiceScores {
