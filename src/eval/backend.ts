@@ -3,7 +3,8 @@
 // any OpenAI-compatible server (completions with echo + logprobs for log-likelihood); local
 // instructkit models implement the same interface in models-aware code.
 import type { CompletionResponse, LlmClient } from '../synth/client.ts';
-import { EndpointError, InstructkitError } from '../util/errors.ts';
+import { ConfigError, EndpointError, InstructkitError } from '../util/errors.ts';
+import { pyRstrip } from '../util/pystr.ts';
 
 export interface LoglikelihoodRequest {
   context: string;
@@ -28,6 +29,8 @@ export interface LmBackend {
   readonly name: string;
   readonly supportsLoglikelihood: boolean;
   loglikelihood(reqs: readonly LoglikelihoodRequest[]): Promise<LoglikelihoodResult[]>;
+  /** Total log-likelihood of each whole text (lm-eval's loglikelihood_rolling), when supported. */
+  loglikelihoodRolling?(texts: readonly string[]): Promise<number[]>;
   generate(reqs: readonly GenerationRequest[]): Promise<string[]>;
 }
 
@@ -39,14 +42,82 @@ export class CapabilityError extends InstructkitError {
 }
 
 /**
- * lm-eval's _encode_pair: trailing whitespace of the context moves to the front of the
- * continuation, so "Answer:" + " A" is scored the same however the pieces were split.
+ * lm-eval's _encode_pair: trailing whitespace of the context (Python's context.rstrip(), so
+ * Python's whitespace set) moves to the front of the continuation, so "Answer:" + " A" is
+ * scored the same however the pieces were split.
  */
 export function splitPair(context: string, continuation: string): [string, string] {
-  const ws = /\s*$/.exec(context)![0];
-  return ws === ''
+  const kept = pyRstrip(context);
+  return kept.length === context.length
     ? [context, continuation]
-    : [context.slice(0, context.length - ws.length), ws + continuation];
+    : [kept, context.slice(kept.length) + continuation];
+}
+
+/**
+ * Token ids of a (context, continuation) request as lm-eval's HFLM builds them
+ * (lm_eval/api/model.py _encode_pair, lm_eval/models/huggingface.py loglikelihood): an empty
+ * context is the prefix token (BOS, else EOS) and the continuation encoded alone; otherwise the
+ * pieces from splitPair are encoded together and the whole is cut after as many tokens as the
+ * context alone encodes to: a token that spans the boundary lands on whichever side that count
+ * puts it, and the continuation's ids are those the model sees after the real context.
+ * Unlike lm-eval, a context that is whitespace only (it encodes to nothing once its whitespace
+ * moves) also gets the prefix token, so the first continuation token is scored.
+ */
+export function encodePair(
+  encode: (text: string) => number[],
+  context: string,
+  continuation: string,
+  prefixToken: number | null,
+): { context: number[]; continuation: number[] } {
+  const prefix = (): number[] => {
+    if (prefixToken === null)
+      throw new ConfigError(
+        `an empty context needs a BOS or EOS token to condition on (continuation ${JSON.stringify(continuation.slice(0, 40))})`,
+        { field: 'tokenizer' },
+      );
+    return [prefixToken];
+  };
+  if (context === '') return { context: prefix(), continuation: encode(continuation) };
+  const [ctx, cont] = splitPair(context, continuation);
+  const whole = encode(ctx + cont);
+  const ctxEnc = encode(ctx);
+  const contEnc = whole.slice(ctxEnc.length);
+  return { context: ctxEnc.length > 0 ? ctxEnc : prefix(), continuation: contEnc };
+}
+
+/**
+ * lm-eval's rolling windows for loglikelihood_rolling (lm_eval/utils.py
+ * get_rolling_token_windows with context_len 1, then make_disjoint_window): the first window
+ * predicts the first min(maxLength, n) tokens after the prefix token; each later one predicts up
+ * to maxLength further tokens, conditioned on the earlier tokens that fit, so every window is at
+ * most maxLength + 1 tokens and every token is predicted exactly once.
+ */
+export function rollingWindows(
+  tokens: readonly number[],
+  prefixToken: number,
+  maxLength: number,
+): { context: number[]; continuation: number[] }[] {
+  if (!Number.isInteger(maxLength) || maxLength < 1)
+    throw new RangeError(`rolling windows need maxLength >= 1, got ${maxLength}`);
+  const out: { context: number[]; continuation: number[] }[] = [];
+  if (tokens.length === 0) return out;
+  const disjoint = (a: number[], b: number[]) => ({
+    context: a.slice(0, a.length - (b.length - 1)),
+    continuation: b,
+  });
+  const predLen = maxLength; // max_seq_len - context_len + 1 with context_len = 1
+  const first = Math.min(maxLength, tokens.length);
+  out.push(disjoint([prefixToken, ...tokens.slice(0, first - 1)], tokens.slice(0, first)));
+  let predicted = first;
+  while (predicted < tokens.length) {
+    const winPred = Math.min(tokens.length - predicted, predLen);
+    const end = predicted + winPred;
+    out.push(
+      disjoint(tokens.slice(end - maxLength - 1, end - 1), tokens.slice(end - winPred, end)),
+    );
+    predicted += winPred;
+  }
+  return out;
 }
 
 /** Cuts generated text at the first stop string. */

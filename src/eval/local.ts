@@ -6,11 +6,12 @@ import type { CausalLM } from '../models/lm.ts';
 import { scoreSequences } from '../models/scoring.ts';
 import { ConfigError } from '../util/errors.ts';
 import {
+  encodePair,
   type GenerationRequest,
   type LmBackend,
   type LoglikelihoodRequest,
   type LoglikelihoodResult,
-  splitPair,
+  rollingWindows,
 } from './backend.ts';
 
 export class LocalBackend implements LmBackend {
@@ -56,35 +57,83 @@ export class LocalBackend implements LmBackend {
     return out;
   }
 
-  async loglikelihood(reqs: readonly LoglikelihoodRequest[]): Promise<LoglikelihoodResult[]> {
+  /** lm-eval's prefix token for an empty context: BOS, else EOS. */
+  #prefixToken(): number | null {
+    const tok = this.#lm.tokenizer!;
+    return tok.bos?.id ?? tok.eos?.id ?? null;
+  }
+
+  /**
+   * Scores (context ids, continuation ids) pairs as lm-eval's _loglikelihood_tokens does: the
+   * last maxPositions + 1 tokens of context + continuation are the input, and the continuation's
+   * log-probs (all of them, or those left after truncation) are summed.
+   */
+  async #score(pairs: { context: number[]; continuation: number[] }[]) {
     const lm = this.#lm;
-    const tok = lm.tokenizer!;
-    const items = reqs.map((r) => {
-      const [ctx, cont] = splitPair(r.context, r.continuation);
-      const c = tok.encode(ctx, { addSpecialTokens: false });
-      const k = tok.encode(cont, { addSpecialTokens: false });
-      if (k.length === 0)
-        throw new ConfigError(`empty continuation for context ${JSON.stringify(ctx.slice(-40))}`, {
-          field: 'continuation',
-        });
-      // Keep the most recent context when the pair is longer than the model's window.
-      const ids = [...c, ...k].slice(-lm.spec.maxPositions - 1);
-      return { ids, n: k.length };
+    const items = pairs.map((p) => {
+      const ids = [...p.context, ...p.continuation].slice(-lm.spec.maxPositions - 1);
+      return { ids, n: Math.min(p.continuation.length, ids.length - 1) };
     });
+    const scored = items.filter((p) => p.n > 0);
+    if (scored.length === 0) return items.map(() => ({ logprob: 0, isGreedy: true }));
     const scores = await scoreSequences(
       lm,
-      items.map((p) => p.ids),
+      scored.map((p) => p.ids),
       { batchSize: this.#batch },
     );
-    const out: LoglikelihoodResult[] = items.map((p, i) => {
-      const s = scores[i]!;
+    let k = 0;
+    return items.map((p): LoglikelihoodResult => {
+      // A continuation that encodes to no tokens of its own (the context's last token absorbed
+      // it) scores 0 and counts as greedy, as in lm-eval.
+      if (p.n === 0) return { logprob: 0, isGreedy: true };
+      const s = scores[k++]!;
       // Entry t scores token t + 1: the continuation is the last n entries.
-      const from = Math.max(0, s.logprobs.length - p.n);
+      const from = s.logprobs.length - p.n;
       return {
         logprob: s.logprobs.slice(from).reduce((a, b) => a + b, 0),
         isGreedy: s.isGreedy.slice(from).every(Boolean),
       };
     });
-    return out;
+  }
+
+  async loglikelihood(reqs: readonly LoglikelihoodRequest[]): Promise<LoglikelihoodResult[]> {
+    const tok = this.#lm.tokenizer!;
+    const encode = (t: string) => tok.encode(t, { addSpecialTokens: false });
+    const pairs = reqs.map((r) => {
+      if (r.continuation === '')
+        throw new ConfigError(
+          `empty continuation for context ${JSON.stringify(r.context.slice(-40))}`,
+          { field: 'continuation' },
+        );
+      return encodePair(encode, r.context, r.continuation, this.#prefixToken());
+    });
+    return this.#score(pairs);
+  }
+
+  /**
+   * lm-eval's loglikelihood_rolling: the text's tokens in disjoint windows of the model's
+   * context (rollingWindows), every token scored once, the first after the prefix token.
+   */
+  async loglikelihoodRolling(texts: readonly string[]): Promise<number[]> {
+    const tok = this.#lm.tokenizer!;
+    const prefix = this.#prefixToken();
+    if (prefix === null)
+      throw new ConfigError('rolling log-likelihood needs a BOS or EOS token as prefix', {
+        field: 'tokenizer',
+      });
+    const windows = texts.map((t) =>
+      rollingWindows(
+        tok.encode(t, { addSpecialTokens: false }),
+        prefix,
+        this.#lm.spec.maxPositions,
+      ),
+    );
+    const scores = await this.#score(windows.flat());
+    let k = 0;
+    return windows.map((w) => {
+      let total = 0;
+      for (let i = 0; i < w.length; i++) total += scores[k++]!.logprob;
+      return total;
+    });
   }
 }
