@@ -5,6 +5,16 @@
 // default whitespace rules. HF chat templates use the same class with trim/lstrip blocks on.
 import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
 import { PyRandom } from '../../util/pyrandom.ts';
+import {
+  pyCapitalize,
+  pyLen,
+  pyLower,
+  pyRound,
+  pySplit as pySplitWs,
+  pyStrip,
+  pyTitle,
+  pyUpper,
+} from '../../util/pystr.ts';
 
 // The library exports only Environment and Interpreter; its value classes are reached through
 // the values it creates. RV is the structural type every runtime value satisfies.
@@ -242,43 +252,15 @@ export function pyEquals(a: RV, b: RV): boolean {
 // ---------------------------------------------------------------------------------------------
 // Python string and dict methods
 
-const PY_WS = /^[\s\u001c-\u001f\u0085]+|[\s\u001c-\u001f\u0085]+$/g;
-const isPyWs = (ch: string): boolean => /[\s\u001c-\u001f\u0085]/.test(ch);
-
 function stripChars(s: string, chars: RV | undefined, left: boolean, right: boolean): string {
-  if (chars === undefined || chars.type === 'NullValue') {
-    if (left && right) return s.replace(PY_WS, '');
-    let i = 0;
-    let j = s.length;
-    if (left) while (i < j && isPyWs(s[i]!)) i++;
-    if (right) while (j > i && isPyWs(s[j - 1]!)) j--;
-    return s.slice(i, j);
-  }
-  const set = new Set(chars.value as string);
-  let i = 0;
-  let j = s.length;
-  if (left) while (i < j && set.has(s[i]!)) i++;
-  if (right) while (j > i && set.has(s[j - 1]!)) j--;
-  return s.slice(i, j);
+  const set = chars === undefined || chars.type === 'NullValue' ? null : (chars.value as string);
+  return pyStrip(s, set, left && right ? 'both' : left ? 'left' : 'right');
 }
 
 function pySplit(s: string, sep: RV | undefined, maxsplit: number, budget: Budget): string[] {
   if (sep === undefined || sep.type === 'NullValue') {
-    const out: string[] = [];
-    let i = 0;
-    while (i < s.length) {
-      budget.items(out.length + 1, 'str.split() result');
-      while (i < s.length && isPyWs(s[i]!)) i++;
-      if (i >= s.length) break;
-      if (maxsplit >= 0 && out.length >= maxsplit) {
-        out.push(stripChars(s.slice(i), undefined, false, true));
-        break;
-      }
-      let j = i;
-      while (j < s.length && !isPyWs(s[j]!)) j++;
-      out.push(s.slice(i, j));
-      i = j;
-    }
+    const out = pySplitWs(s, null, maxsplit);
+    budget.items(out.length, 'str.split() result');
     return out;
   }
   const d = sep.value as string;
@@ -313,9 +295,9 @@ function stringMethod(s: string, name: string, budget: Budget): RV | undefined {
     case 'split':
       return m((a) => arr(pySplit(s, a[0], a[1] ? (a[1].value as number) : -1, budget).map(str)));
     case 'lower':
-      return m(() => str(s.toLowerCase()));
+      return m(() => str(pyLower(s)));
     case 'upper':
-      return m(() => str(s.toUpperCase()));
+      return m(() => str(pyUpper(s)));
     case 'replace':
       return m((a) => {
         const from = a[0]!.value as string;
@@ -353,11 +335,9 @@ function stringMethod(s: string, name: string, budget: Budget): RV | undefined {
         return str(parts.join(s));
       });
     case 'capitalize':
-      return m(() => str(s.slice(0, 1).toUpperCase() + s.slice(1).toLowerCase()));
+      return m(() => str(pyCapitalize(s)));
     case 'title':
-      return m(() =>
-        str(s.toLowerCase().replace(/(^|[^a-zA-Z])([a-z])/g, (_, p, c) => p + c.toUpperCase())),
-      );
+      return m(() => str(pyTitle(s)));
     case 'isdigit':
       return m(() => bool(s.length > 0 && /^\p{Nd}+$/u.test(s)));
     case 'isalpha':
@@ -413,12 +393,28 @@ function dictMethod(d: Map<string, RV>, name: string): RV | undefined {
 // ---------------------------------------------------------------------------------------------
 // Filters that PromptSource templates rely on
 
+/** Jinja2's do_truncate; lengths are Python len(), in code points. */
 function truncate(s: string, length = 255, killwords = false, end = '...', leeway = 5): string {
-  if (s.length <= length + leeway) return s;
-  if (killwords) return s.slice(0, length - end.length) + end;
-  const head = s.slice(0, length - end.length);
+  const cps = [...s];
+  if (cps.length <= length + leeway) return s;
+  const head = cps.slice(0, Math.max(0, length - pyLen(end))).join('');
+  if (killwords) return head + end;
   const cut = head.lastIndexOf(' ');
   return (cut >= 0 ? head.slice(0, cut) : head) + end;
+}
+
+/** Jinja2's do_title: split on runs of [-\s({[<] (Python \s), first code point upper, rest lower. */
+function jinjaTitle(s: string): string {
+  return s
+    .split(
+      /([-\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000({[<]+)/,
+    )
+    .filter((item) => item !== '')
+    .map((item) => {
+      const [first, ...rest] = [...item];
+      return pyUpper(first!) + pyLower(rest.join(''));
+    })
+    .join('');
 }
 
 /**
@@ -751,9 +747,37 @@ class PyInterpreter extends (Interpreter as unknown as new (
         if (operand.type === 'StringValue') return int([...(operand.value as string)].length);
         return int(asSequence(operand, name, this.#budget).length);
       case 'lower':
-        return str(pyStr(operand).toLowerCase());
+        return str(pyLower(pyStr(operand)));
       case 'upper':
-        return str(pyStr(operand).toUpperCase());
+        return str(pyUpper(pyStr(operand)));
+      case 'capitalize':
+        return str(pyCapitalize(pyStr(operand)));
+      case 'title':
+        return str(jinjaTitle(pyStr(operand)));
+      case 'trim': {
+        const chars = arg(0, 'chars');
+        return str(stripChars(pyStr(operand), chars, true, true));
+      }
+      case 'wordcount':
+        // Python's \w is exactly [\p{L}\p{N}_] (checked over all code points, Unicode 14).
+        return int(pyStr(operand).match(/[\p{L}\p{N}_]+/gu)?.length ?? 0);
+      case 'round': {
+        // Jinja2's do_round: 'common' is Python's round(value, precision), always a float.
+        const precision = arg(0, 'precision');
+        const method = arg(1, 'method');
+        const p = precision ? Number(precision.value) : 0;
+        const how = method ? pyStr(method) : 'common';
+        const v = Number(operand.value);
+        if (operand.type !== 'IntegerValue' && operand.type !== 'FloatValue')
+          throw new JinjaRenderError(`TypeError: round filter needs a number, got ${operand.type}`);
+        // round() of a Python int stays an int.
+        if (how === 'common')
+          return operand.type === 'IntegerValue' ? int(pyRound(v, p)) : new FloatV(pyRound(v, p));
+        if (how !== 'ceil' && how !== 'floor')
+          throw new JinjaRenderError('FilterArgumentError: method must be common, ceil or floor');
+        const f = how === 'ceil' ? Math.ceil : Math.floor;
+        return new FloatV(f(v * 10 ** p) / 10 ** p);
+      }
       case 'unique':
         return arr(
           groupEqual(asSequence(operand, name, this.#budget), this.#budget).map((c) => c.item),
