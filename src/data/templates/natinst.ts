@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DataError } from '../../util/errors.ts';
+import { pyStrip } from '../../util/pystr.ts';
 import { Rng } from '../../util/rng.ts';
 import type { TaskExample } from '../records.ts';
 
@@ -108,21 +109,21 @@ function exampleBlock(
   ex: { input: string; output: string; explanation?: string },
   explain: boolean,
 ): string {
-  let s = endWith(` ${kind} Example ${k} -\nInput: ${ex.input.trim()}`);
+  let s = endWith(` ${kind} Example ${k} -\nInput: ${pyStrip(ex.input)}`);
   s += '\n';
-  s = endWith(`${s} Output: ${ex.output.trim()}`);
+  s = endWith(`${s} Output: ${pyStrip(ex.output)}`);
   s += '\n';
   if (explain && ex.explanation !== undefined)
-    s = `${endWith(`${s} Explanation: ${ex.explanation.trim()}`)}\n`;
+    s = `${endWith(`${s} Explanation: ${pyStrip(ex.explanation)}`)}\n`;
   return `${s}\n`;
 }
 
 /** The Tk-Instruct source text for one instance input. */
 export function encodeNatInst(task: NatInstTask, input: string, o: NatInstEncoding = {}): string {
   const len = o.length ?? ((s: string) => s.length);
-  const taskInput = `${endWith(`Now complete the following example -\nInput: ${input.trim()}`)}\nOutput: `;
+  const taskInput = `${endWith(`Now complete the following example -\nInput: ${pyStrip(input)}`)}\nOutput: `;
   const def =
-    (o.definition ?? true) ? `${endWith(`Definition: ${task.definition.trim()}`)}\n\n` : '';
+    (o.definition ?? true) ? `${endWith(`Definition: ${pyStrip(task.definition)}`)}\n\n` : '';
   const name = o.taskName ? `${task.name}. ` : '';
   const fits = (parts: string[]) =>
     o.maxLength === undefined || len(name + def + parts.join('') + taskInput) <= o.maxLength;
