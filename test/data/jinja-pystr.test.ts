@@ -26,3 +26,22 @@ test('round filter rejects an unknown method and a non-number', () => {
   assert.throws(() => r("{{ x|round(1, 'up') }}", { x: 1.5 }), JinjaRenderError);
   assert.throws(() => r('{{ x|round }}', { x: 'a' }), JinjaRenderError);
 });
+
+test("a filter's arguments are evaluated once (one RNG draw for choice inside default/indent)", () => {
+  const xs = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'];
+  const r = new PyRandom(0);
+  const want = [0, 1, 2].map(() => xs[r.randbelow(xs.length)]!);
+  const got = new JinjaTemplate(
+    '{{ missing|default(xs|choice) }} {{ 3|string|indent(xs|choice|length) }}{{ xs|choice }}',
+  ).render({ xs }, { rng: new PyRandom(0) });
+  assert.equal(got, `${want[0]} 3${want[2]}`);
+});
+
+test('first / last of an empty sequence render as Jinja2 Undefined (empty), not a TypeError', () => {
+  const r = (src: string, ctx: Record<string, unknown>) =>
+    new JinjaTemplate(src).render(ctx, { rng: new PyRandom(0) });
+  assert.equal(r('[{{ xs|first }}][{{ xs|last }}]', { xs: [] }), '[][]');
+  assert.equal(r('[{{ s|first }}][{{ s|last }}]', { s: '' }), '[][]');
+  assert.equal(r('{{ s|first }}{{ s|last }}', { s: '😀ab😀' }), '😀😀');
+  assert.equal(r('{{ (xs|first) is defined }}', { xs: [] }), 'False');
+});

@@ -565,6 +565,21 @@ class PyInterpreter extends (Interpreter as unknown as new (
     }
   }
 
+  /** A filter's arguments, already evaluated, for the library's applyFilter to reuse. */
+  #evaluatedArgs: { node: unknown; result: [RV[], Map<string, RV>] } | undefined;
+
+  // applyFilter evaluates a filter's arguments once, then may hand the filter to the library,
+  // which would evaluate them again: a `choice` or `random` in them would draw twice, unlike
+  // Jinja2. The library gets the first evaluation instead.
+  override evaluateArguments(args: unknown[], env: unknown): [RV[], Map<string, RV>] {
+    const pre = this.#evaluatedArgs;
+    if (pre !== undefined && pre.node === args) {
+      this.#evaluatedArgs = undefined;
+      return pre.result;
+    }
+    return super.evaluateArguments(args, env);
+  }
+
   /** Calls the library's implementation of a method this class overrides. */
   #base(name: string, ...args: unknown[]): RV {
     return baseProto[name]!.call(this, ...args);
@@ -684,6 +699,14 @@ class PyInterpreter extends (Interpreter as unknown as new (
     const [args, kwargs] = isCall
       ? this.evaluateArguments(filterNode.args as unknown[], environment)
       : [[] as RV[], new Map<string, RV>()];
+    const toBase = (): RV => {
+      if (isCall) this.#evaluatedArgs = { node: filterNode.args, result: [args, kwargs] };
+      try {
+        return this.#base('applyFilter', operand, filterNode, environment);
+      } finally {
+        this.#evaluatedArgs = undefined;
+      }
+    };
     const arg = (i: number, key: string): RV | undefined => args[i] ?? kwargs.get(key);
     switch (name) {
       case 'string':
@@ -732,16 +755,26 @@ class PyInterpreter extends (Interpreter as unknown as new (
         const w = width?.type === 'IntegerValue' ? (width.value as number) : 4;
         const s = pyStr(operand);
         this.#budget.chars(s.length + w * s.split('\n').length, 'indent filter result');
-        return this.#base('applyFilter', operand, filterNode, environment);
+        return toBase();
       }
       case 'tojson': {
         const indent = arg(0, 'indent');
         if (indent?.type === 'IntegerValue')
           this.#budget.chars((indent.value as number) * countValues(operand), 'tojson result');
-        return this.#base('applyFilter', operand, filterNode, environment);
+        return toBase();
       }
       case 'list':
         return arr(asSequence(operand, name, this.#budget));
+      case 'first':
+      case 'last': {
+        // Jinja2's do_first / do_last: an empty sequence gives Undefined (renders as ''), not
+        // an error.
+        if (!isArray(operand) && operand.type !== 'StringValue') return toBase();
+        const seq = isArray(operand)
+          ? (operand.value as RV[])
+          : [...(operand.value as string)].map(str);
+        return (name === 'first' ? seq[0] : seq.at(-1)) ?? undef();
+      }
       case 'length':
       case 'count':
         if (operand.type === 'StringValue') return int([...(operand.value as string)].length);
@@ -783,7 +816,7 @@ class PyInterpreter extends (Interpreter as unknown as new (
           groupEqual(asSequence(operand, name, this.#budget), this.#budget).map((c) => c.item),
         );
       default:
-        return this.#base('applyFilter', operand, filterNode, environment);
+        return toBase();
     }
   }
 }
