@@ -81,6 +81,49 @@ export function superNiAggregate(scores: readonly (number | boolean)[]): number 
   return round4((100.0 * total) / scores.length);
 }
 
+/**
+ * Super-NI's compute_metrics: exact match and ROUGE-L, each the max over an example's
+ * references, aggregated as superNiAggregate (percentages, 4 decimals, half to even).
+ */
+export function superNiMetrics(
+  predictions: readonly string[],
+  references: readonly (readonly string[])[],
+): { exact_match: number; rougeL: number } {
+  if (predictions.length !== references.length)
+    throw new RangeError(
+      `# of predictions ${predictions.length} doesn't match # of references ${references.length}`,
+    );
+  const em = predictions.map((p, i) => maxOverReferences(exactMatch, p, references[i]!));
+  const rl = predictions.map((p, i) => maxOverReferences(rougeLStemmed, p, references[i]!));
+  return { exact_match: superNiAggregate(em), rougeL: superNiAggregate(rl) };
+}
+
+/** Super-NI's compute_grouped_metrics: superNiMetrics per group, keyed `${metric}_for_${group}`. */
+export function superNiGroupedMetrics(
+  predictions: readonly string[],
+  references: readonly (readonly string[])[],
+  groups: readonly string[],
+): Record<string, number> {
+  if (groups.length !== predictions.length)
+    throw new RangeError(`${groups.length} groups for ${predictions.length} predictions`);
+  const by = new Map<string, number[]>();
+  groups.forEach((g, i) => {
+    const idx = by.get(g) ?? [];
+    idx.push(i);
+    by.set(g, idx);
+  });
+  const out: Record<string, number> = {};
+  for (const [g, idx] of by) {
+    const m = superNiMetrics(
+      idx.map((i) => predictions[i]!),
+      idx.map((i) => references[i]!),
+    );
+    out[`exact_match_for_${g}`] = m.exact_match;
+    out[`rougeL_for_${g}`] = m.rougeL;
+  }
+  return out;
+}
+
 export interface MultipleChoiceScores {
   acc: number;
   acc_norm: number;

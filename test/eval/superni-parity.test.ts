@@ -7,8 +7,10 @@ import {
   normalizeAnswer,
   round4,
   superNiAggregate,
+  superNiGroupedMetrics,
+  superNiMetrics,
 } from '../../src/eval/metrics.ts';
-import { fixture } from '../helpers/shared.ts';
+import { fixture, sharedData } from '../helpers/shared.ts';
 
 // Made by scripts/fixtures/natinst_metrics_expected.py (the official evaluation.py's rules).
 const want = JSON.parse(readFileSync(fixture('natinst', 'metrics_expected.json'), 'utf8')) as {
@@ -42,4 +44,28 @@ test('normalize_answer splits on Python whitespace only', () => {
   assert.equal(normalizeAnswer('a\ufeffb'), 'a\ufeffb');
   assert.equal(normalizeAnswer('\u001cA\u001fB\u0085'), 'a b');
   assert.equal(normalizeAnswer('ΟΔΟΣ'), 'οδος'.replace(/σ$/, 'ς'));
+});
+
+test('superNiMetrics and superNiGroupedMetrics reproduce the official summary of the shared fixture', () => {
+  const rows = readFileSync(sharedData('natural-instructions', 'eval_fixture.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+  const last = rows.pop() as {
+    aggregate: { exact_match: number; rougeL: number };
+    grouped_by_task: Record<string, number>;
+  };
+  const preds = rows.map((r) => r.prediction as string);
+  const refs = rows.map((r) => r.references as string[]);
+  assert.deepEqual(superNiMetrics(preds, refs), last.aggregate);
+  assert.deepEqual(
+    superNiGroupedMetrics(
+      preds,
+      refs,
+      rows.map((r) => r.task as string),
+    ),
+    last.grouped_by_task,
+  );
+  assert.throws(() => superNiMetrics(preds, refs.slice(1)), RangeError);
+  assert.throws(() => superNiGroupedMetrics(preds, refs, []), RangeError);
 });
