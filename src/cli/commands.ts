@@ -1,5 +1,6 @@
 // Everything instructkit can do, on one screen: each stage registers its subcommands here.
 // Command files only parse flags and call one library function.
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
 import { registerDataRender } from './data-render.ts';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
         process.exit(0);
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  program.version('0.1.0');
+  program.version(packageVersion());
 
   const data = program
     .command('data')
@@ -39,4 +40,12 @@ export function buildProgram(): Command {
   registerDemo(program);
 
   return program;
+}
+
+/** The version in package.json (two levels up from src/cli and from dist/cli alike). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }
