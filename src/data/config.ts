@@ -65,7 +65,13 @@ export async function readConfigFile(path: string): Promise<ConfigSource> {
     }
     return undefined;
   };
-  const value = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    value = doc.toJS() ?? {};
+  } catch (e) {
+    // yaml refuses alias expansion past its limit ("billion laughs") with a ReferenceError.
+    throw new ConfigError(`invalid YAML: ${(e as Error).message}`, { file: path });
+  }
   if (typeof value !== 'object' || Array.isArray(value))
     throw new ConfigError('expected a mapping of settings at the top level', {
       file: path,

@@ -108,7 +108,12 @@ function readDocs(path: string): Doc[] {
     throw new DataError(`cannot read documents: ${(e as Error).message}`, { file: path });
   }
   if (path.endsWith('.json')) {
-    const v = JSON.parse(text) as unknown;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw new DataError(`invalid JSON: ${(e as Error).message}`, { file: path });
+    }
     if (!Array.isArray(v))
       throw new DataError('expected a JSON array of documents', { file: path });
     return v as Doc[];
@@ -220,7 +225,13 @@ export function loadTaskFile(path: string): Task {
   };
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const raw = doc.toJS() as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (e) {
+    // yaml refuses alias expansion past its limit ("billion laughs") with a ReferenceError.
+    throw new ConfigError(`invalid YAML: ${(e as Error).message}`, { file: path });
+  }
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'dataset' in raw) {
     const { dataset, ...rest } = raw as Record<string, unknown>;
     if ('dataset_path' in rest)

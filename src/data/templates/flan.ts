@@ -96,7 +96,14 @@ export function parseTemplateSet(text: string, file?: string, minPatterns = 1): 
       line: doc.errors[0]!.linePos?.[0]?.line,
     });
   }
-  const r = TemplateSetSchema.safeParse(doc.toJS());
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (e) {
+    // yaml refuses alias expansion past its limit ("billion laughs") with a ReferenceError.
+    throw new DataError(`invalid YAML: ${(e as Error).message}`, { file });
+  }
+  const r = TemplateSetSchema.safeParse(value);
   if (!r.success) {
     const { path, field, message } = describeZodError(r.error);
     const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;

@@ -66,7 +66,13 @@ export function parsePromptSourceYaml(text: string, file = '<string>'): PromptSo
     const line = p.linePos?.[0]?.line;
     throw new DataError(p.message.split('\n')[0]!, { file, line });
   }
-  const root = plain(doc.toJS({ maxAliasCount: 100 })) as Record<string, unknown> | null;
+  let root: Record<string, unknown> | null;
+  try {
+    root = plain(doc.toJS({ maxAliasCount: 100 })) as Record<string, unknown> | null;
+  } catch (e) {
+    // yaml refuses alias expansion past maxAliasCount ("billion laughs") with a ReferenceError.
+    throw new DataError(`invalid YAML: ${(e as Error).message}`, { file });
+  }
   if (!root || typeof root !== 'object')
     throw new DataError('expected a mapping at the top level', { file });
   const templatesRaw = root.templates;
