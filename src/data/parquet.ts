@@ -196,6 +196,17 @@ export async function* readParquetRows(path: string): AsyncGenerator<ParquetRow>
 }
 
 /**
+ * A rejected promise already marked handled: hyparquet drops some reads it started (prefetched
+ * ranges, chunks of a group that failed), which must not surface as unhandled rejections;
+ * whoever awaits it still gets the error.
+ */
+function failed(e: Error): Promise<never> {
+  const p = Promise.reject(e);
+  p.catch(() => {});
+  return p;
+}
+
+/**
  * The file as hyparquet's AsyncBuffer, read synchronously: every read completes before the
  * microtask queue drains, so a decode that has not settled after one event-loop turn never will
  * (see settled). Ranges outside the file are a FormatError, not a short or endless read.
@@ -214,7 +225,7 @@ function fileBuffer(fd: number, path: string): AsyncBuffer {
         end > size ||
         start > end
       )
-        return Promise.reject(
+        return failed(
           new FormatError(`byte range ${start}..${end} lies outside the ${size}-byte file`, path, {
             hint: 'the metadata is corrupt or the file is truncated; re-export it',
           }),
@@ -225,9 +236,7 @@ function fileBuffer(fd: number, path: string): AsyncBuffer {
       while (done < view.length) {
         const n = readSync(fd, view, done, view.length - done, start + done);
         if (n === 0)
-          return Promise.reject(
-            new FormatError(`unexpected end of file at byte ${start + done}`, path),
-          );
+          return failed(new FormatError(`unexpected end of file at byte ${start + done}`, path));
         done += n;
       }
       return Promise.resolve(buf);
