@@ -212,11 +212,13 @@ export function loadTaskFile(path: string): Task {
   } catch (e) {
     throw new ConfigError(`cannot read the task file: ${(e as Error).message}`, { file: path });
   }
-  const doc = parseDocument(text, { keepSourceTokens: false });
+  // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
+  // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
+  const doc = parseDocument(text, { keepSourceTokens: false, prettyErrors: false });
   if (doc.errors.length > 0)
     throw new ConfigError(doc.errors[0]!.message.split('\n')[0]!, {
       file: path,
-      line: doc.errors[0]!.linePos?.[0]?.line,
+      line: text.slice(0, doc.errors[0]!.pos[0]).split('\n').length,
     });
   const lineOf = (p: string[]): number | undefined => {
     const node = doc.getIn(p, true) as { range?: [number, number, number] } | undefined;
