@@ -46,12 +46,14 @@ export async function readConfigFile(path: string): Promise<ConfigSource> {
     throw e;
   }
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc });
+  // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
+  // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     throw new ConfigError(`invalid YAML: ${e.message.split('\n')[0]}`, {
       file: path,
-      line: e.linePos?.[0]?.line,
+      line: lc.linePos(e.pos[0]).line,
     });
   }
   const lineOf = (path: readonly string[]): number | undefined => {
@@ -65,7 +67,13 @@ export async function readConfigFile(path: string): Promise<ConfigSource> {
     }
     return undefined;
   };
-  const value = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    value = doc.toJS() ?? {};
+  } catch (e) {
+    // yaml refuses alias expansion past its limit ("billion laughs") with a ReferenceError.
+    throw new ConfigError(`invalid YAML: ${(e as Error).message}`, { file: path });
+  }
   if (typeof value !== 'object' || Array.isArray(value))
     throw new ConfigError('expected a mapping of settings at the top level', {
       file: path,

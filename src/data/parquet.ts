@@ -2,8 +2,9 @@
 // bounded by the row-group size), hyparquet-writer writes row groups as records stream in. Each
 // record kind has a fixed column layout; nested fields use the standard 3-level LIST encoding,
 // so HF `datasets` reads our files (chat `messages` is list<struct<role, content, ...>>).
-import type { SchemaElement } from 'hyparquet';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { AsyncBuffer, SchemaElement, SchemaTree } from 'hyparquet';
+import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { fileWriter, ParquetWriter } from 'hyparquet-writer';
 import { FormatError } from '../util/errors.ts';
@@ -179,35 +180,145 @@ export interface ParquetRow {
  * group and its first row).
  */
 export async function* readParquetRows(path: string): AsyncGenerator<ParquetRow> {
-  let file: Awaited<ReturnType<typeof asyncBufferFromFile>>;
+  let fd: number;
   try {
-    file = await asyncBufferFromFile(path);
+    fd = openSync(path, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT')
       throw new FormatError('file not found', path);
     throw e;
   }
-  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
   try {
-    metadata = await parquetMetadataAsync(file);
+    yield* readRows(path, fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A rejected promise already marked handled: hyparquet drops some reads it started (prefetched
+ * ranges, chunks of a group that failed), which must not surface as unhandled rejections;
+ * whoever awaits it still gets the error.
+ */
+function failed(e: Error): Promise<never> {
+  const p = Promise.reject(e);
+  p.catch(() => {});
+  return p;
+}
+
+/**
+ * The file as hyparquet's AsyncBuffer, read synchronously: every read completes before the
+ * microtask queue drains, so a decode that has not settled after one event-loop turn never will
+ * (see settled). Ranges outside the file are a FormatError, not a short or endless read.
+ */
+function fileBuffer(fd: number, path: string): AsyncBuffer {
+  const size = fstatSync(fd).size;
+  return {
+    byteLength: size,
+    // A bad range is a rejected promise, not a throw: hyparquet starts one read per column
+    // chunk in a loop, and a throw mid-loop would orphan the reads already started.
+    slice(start: number, end = size): Promise<ArrayBuffer> {
+      if (
+        !Number.isSafeInteger(start) ||
+        !Number.isSafeInteger(end) ||
+        start < 0 ||
+        end > size ||
+        start > end
+      )
+        return failed(
+          new FormatError(`byte range ${start}..${end} lies outside the ${size}-byte file`, path, {
+            hint: 'the metadata is corrupt or the file is truncated; re-export it',
+          }),
+        );
+      const buf = new ArrayBuffer(end - start);
+      const view = new Uint8Array(buf);
+      let done = 0;
+      while (done < view.length) {
+        const n = readSync(fd, view, done, view.length - done, start + done);
+        if (n === 0)
+          return failed(new FormatError(`unexpected end of file at byte ${start + done}`, path));
+        done += n;
+      }
+      return Promise.resolve(buf);
+    },
+  };
+}
+
+/**
+ * Awaits a hyparquet read that does no I/O of its own (fileBuffer is synchronous). Some corrupt
+ * files leave hyparquet's promise pending forever (found by bench/fuzz); after one macrotask
+ * turn the microtask queue has drained, so a read still pending then is stuck.
+ */
+async function settled<T>(p: Promise<T>, path: string, what: string): Promise<T> {
+  let done = false;
+  p.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
+  await new Promise((r) => setImmediate(r));
+  if (!done)
+    throw new FormatError(`${what}: the decoder stopped without a result`, path, {
+      hint: 'the file is corrupt; re-export it',
+    });
+  return p;
+}
+
+/** Schema leaf paths, dotted. */
+function leafPaths(tree: SchemaTree, out = new Set<string>()): Set<string> {
+  if (tree.children.length === 0) out.add(tree.path.join('.'));
+  for (const c of tree.children) leafPaths(c, out);
+  return out;
+}
+
+async function* readRows(path: string, fd: number): AsyncGenerator<ParquetRow> {
+  const file = fileBuffer(fd, path);
+  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
+  let leaves: Set<string>;
+  try {
+    metadata = await settled(parquetMetadataAsync(file), path, 'metadata');
+    leaves = leafPaths(parquetSchema(metadata));
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     throw new FormatError(`not a readable Parquet file: ${(e as Error).message}`, path, {
       hint: 'the footer or metadata is corrupt or the file is truncated; re-export it',
       cause: e,
     });
+  }
+  // hyparquet reads every column chunk but only awaits those matching a schema column: a chunk
+  // with an unknown or repeated path would fail later as an unhandled rejection (bench/fuzz).
+  for (let g = 0; g < metadata.row_groups.length; g++) {
+    const seen = new Set<string>();
+    for (const c of metadata.row_groups[g]!.columns) {
+      const p = c.meta_data?.path_in_schema?.join('.');
+      if (p === undefined || !leaves.has(p) || seen.has(p))
+        throw new FormatError(
+          `row group ${g}: column chunk '${p}' is ${p !== undefined && seen.has(p) ? 'repeated' : 'not a column of the schema'}`,
+          path,
+          { hint: 'the metadata is corrupt; re-export the file' },
+        );
+      seen.add(p);
+    }
   }
   let start = 0;
   for (let g = 0; g < metadata.row_groups.length; g++) {
     const n = Number(metadata.row_groups[g]!.num_rows);
     let rows: Record<string, unknown>[];
     try {
-      rows = await parquetReadObjects({
-        file,
-        metadata,
-        rowStart: start,
-        rowEnd: start + n,
-        compressors,
-      });
+      rows = await settled(
+        parquetReadObjects({
+          file,
+          metadata,
+          rowStart: start,
+          rowEnd: start + n,
+          compressors,
+        }),
+        path,
+        `row group ${g}`,
+      );
     } catch (e) {
       throw new FormatError(
         `row group ${g} (rows ${start}..${start + n - 1}) cannot be decoded: ${(e as Error).message}`,

@@ -108,7 +108,12 @@ function readDocs(path: string): Doc[] {
     throw new DataError(`cannot read documents: ${(e as Error).message}`, { file: path });
   }
   if (path.endsWith('.json')) {
-    const v = JSON.parse(text) as unknown;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw new DataError(`invalid JSON: ${(e as Error).message}`, { file: path });
+    }
     if (!Array.isArray(v))
       throw new DataError('expected a JSON array of documents', { file: path });
     return v as Doc[];
@@ -207,11 +212,13 @@ export function loadTaskFile(path: string): Task {
   } catch (e) {
     throw new ConfigError(`cannot read the task file: ${(e as Error).message}`, { file: path });
   }
-  const doc = parseDocument(text, { keepSourceTokens: false });
+  // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
+  // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
+  const doc = parseDocument(text, { keepSourceTokens: false, prettyErrors: false });
   if (doc.errors.length > 0)
     throw new ConfigError(doc.errors[0]!.message.split('\n')[0]!, {
       file: path,
-      line: doc.errors[0]!.linePos?.[0]?.line,
+      line: text.slice(0, doc.errors[0]!.pos[0]).split('\n').length,
     });
   const lineOf = (p: string[]): number | undefined => {
     const node = doc.getIn(p, true) as { range?: [number, number, number] } | undefined;
@@ -220,7 +227,13 @@ export function loadTaskFile(path: string): Task {
   };
   const base = dirname(resolve(path));
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const raw = doc.toJS() as unknown;
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (e) {
+    // yaml refuses alias expansion past its limit ("billion laughs") with a ReferenceError.
+    throw new ConfigError(`invalid YAML: ${(e as Error).message}`, { file: path });
+  }
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'dataset' in raw) {
     const { dataset, ...rest } = raw as Record<string, unknown>;
     if ('dataset_path' in rest)

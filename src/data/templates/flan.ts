@@ -89,14 +89,23 @@ export function relationTaskTemplates(
 
 /** Parses a template-set YAML text; errors name the file, line and field. */
 export function parseTemplateSet(text: string, file?: string, minPatterns = 1): TemplateSet {
-  const doc = parseDocument(text);
+  // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
+  // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
+  const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new DataError(doc.errors[0]!.message.split('\n')[0]!, {
       file,
-      line: doc.errors[0]!.linePos?.[0]?.line,
+      line: text.slice(0, doc.errors[0]!.pos[0]).split('\n').length,
     });
   }
-  const r = TemplateSetSchema.safeParse(doc.toJS());
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (e) {
+    // yaml refuses alias expansion past its limit ("billion laughs") with a ReferenceError.
+    throw new DataError(`invalid YAML: ${(e as Error).message}`, { file });
+  }
+  const r = TemplateSetSchema.safeParse(value);
   if (!r.success) {
     const { path, field, message } = describeZodError(r.error);
     const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;

@@ -59,14 +59,22 @@ function plain(node: unknown): unknown {
 
 /** Parses a PromptSource templates.yaml. Errors name the file, the template and the field. */
 export function parsePromptSourceYaml(text: string, file = '<string>'): PromptSourceFile {
-  const doc = parseDocument(text, { customTags, uniqueKeys: true });
+  // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
+  // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
+  const doc = parseDocument(text, { customTags, uniqueKeys: true, prettyErrors: false });
   const problems = [...doc.errors, ...doc.warnings];
   if (problems.length > 0) {
     const p = problems[0]!;
-    const line = p.linePos?.[0]?.line;
+    const line = text.slice(0, p.pos[0]).split('\n').length;
     throw new DataError(p.message.split('\n')[0]!, { file, line });
   }
-  const root = plain(doc.toJS({ maxAliasCount: 100 })) as Record<string, unknown> | null;
+  let root: Record<string, unknown> | null;
+  try {
+    root = plain(doc.toJS({ maxAliasCount: 100 })) as Record<string, unknown> | null;
+  } catch (e) {
+    // yaml refuses alias expansion past maxAliasCount ("billion laughs") with a ReferenceError.
+    throw new DataError(`invalid YAML: ${(e as Error).message}`, { file });
+  }
   if (!root || typeof root !== 'object')
     throw new DataError('expected a mapping at the top level', { file });
   const templatesRaw = root.templates;
