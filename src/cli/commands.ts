@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
+import { registerDataPreferences } from './data-preferences.ts';
 import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     );
   registerDataCommands(data);
   registerDataRender(data);
+  registerDataPreferences(data);
 
   const synth = program
     .command('synth')
