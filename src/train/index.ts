@@ -5,4 +5,5 @@
 export * from './data.ts';
 export * from './eval-loss.ts';
 export * from './examples.ts';
+export * from './loop.ts';
 export * from './sft.ts';
