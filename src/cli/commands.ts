@@ -7,6 +7,7 @@ import { registerDataPreferences } from './data-preferences.ts';
 import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
+import { registerRm } from './rm.ts';
 import { registerServe } from './serve.ts';
 import { registerSynthCommands } from './synth.ts';
 import { registerTrainCommands } from './train.ts';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerSynthCommands(synth);
 
   registerTrainCommands(program);
+  registerRm(program);
   registerEval(program);
   registerServe(program);
   registerDemo(program);
