@@ -430,3 +430,70 @@ test('bad configs and bad data are typed errors naming the key, file and line', 
     return true;
   });
 });
+
+test('rm accumulation: batch 4 x 1 and batch 2 x 2 train the same weights (micro-batches weigh their prompts)', async () => {
+  const run = async (batch: number, accum: number) => {
+    const rm = tinyRm(6);
+    const dir = mkdtempSync(join(tmpdir(), 'rm-acc-'));
+    await trainReward(
+      parseRewardConfig({
+        model_name_or_path: 'tiny',
+        train_file: 'mem',
+        output_dir: dir,
+        learning_rate: 1e-3,
+        max_steps: 3,
+        per_device_train_batch_size: batch,
+        gradient_accumulation_steps: accum,
+        max_length: 64,
+        use_worker: false,
+        disable_tqdm: true,
+      }),
+      {
+        model: rm,
+        // Mixed K, so a micro-batch's share is its prompts, not its rows or pairs.
+        train: [
+          ...pairData(6),
+          {
+            prompt: 'R1:',
+            completions: [' yes good', ' no bad', ' no', ' maybe'],
+            ranking: [0, 1, 1, 2],
+          },
+          { prompt: 'R2:', completions: [' yes good', ' no'], ranking: [0, 1] },
+        ],
+      },
+    );
+    return rm.weights.get('score.weight')!.data;
+  };
+  const a = await run(4, 1);
+  const b = await run(2, 2);
+  for (let i = 0; i < a.length; i++) close(b[i]!, a[i]!, 1e-4, `score.weight[${i}]`);
+});
+
+test('rm resume: stopping after a checkpoint and resuming gives the same model as one run', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rm-resume-'));
+  const cfg = (out: string, resume: boolean) =>
+    parseRewardConfig({
+      model_name_or_path: 'tiny',
+      train_file: 'mem',
+      output_dir: out,
+      learning_rate: 1e-3,
+      max_steps: 4,
+      save_steps: 2,
+      per_device_train_batch_size: 4,
+      max_length: 64,
+      use_worker: false,
+      disable_tqdm: true,
+      resume_from_checkpoint: resume,
+    });
+  const whole = tinyRm(8);
+  await trainReward(cfg(join(dir, 'a'), false), { model: whole, train: pairData(12) });
+  await trainReward(cfg(join(dir, 'b'), false), {
+    model: tinyRm(8),
+    train: pairData(12),
+    stopAfter: 3,
+  });
+  const resumed = tinyRm(8);
+  const r = await trainReward(cfg(join(dir, 'b'), true), { model: resumed, train: pairData(12) });
+  assert.equal(r.steps, 4);
+  for (const [n, t] of whole.weights) assert.deepEqual(resumed.weights.get(n)!.data, t.data, n);
+});
