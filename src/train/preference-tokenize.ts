@@ -91,10 +91,7 @@ export function tokenizePreference(
     }
     if (i === 0) prompt = enc(ptext);
     const ids = enc(ctext);
-    if (ids.length === 0)
-      throw new DataError(`${where}: completion ${i} tokenises to nothing`, {
-        field: `completions.${i}`,
-      });
+    if (ids.length === 0) throw new DataError(`${where}: completion ${i} tokenises to nothing`);
     if (ids[ids.length - 1] !== o.eosId) ids.push(o.eosId);
     completions.push(ids);
   }
@@ -102,7 +99,7 @@ export function tokenizePreference(
   if (room < 1)
     throw new DataError(
       `${where}: the prompt is ${prompt.length} tokens, which leaves no room for the completion within max_length ${o.maxLength}`,
-      { field: 'prompt' },
+      {},
       { hint: 'raise max_length, shorten the prompt, or pass --skip-invalid to count and skip it' },
     );
   return {
