@@ -100,8 +100,8 @@ for (const c of FIX.dpo) {
       ),
     );
     close(r.loss, c.loss, 'loss');
-    c.grad_chosen.forEach((v, i) => close(r.dc[i]!, v, `dL/dπ_c[${i}]`));
-    c.grad_rejected.forEach((v, i) => close(r.dr[i]!, v, `dL/dπ_r[${i}]`));
+    for (const [i, v] of c.grad_chosen.entries()) close(r.dc[i]!, v, `dL/dπ_c[${i}]`);
+    for (const [i, v] of c.grad_rejected.entries()) close(r.dr[i]!, v, `dL/dπ_r[${i}]`);
     for (const [k, v] of Object.entries(c.metrics)) close(r.m[k]!, v, k);
   });
 }
@@ -110,8 +110,8 @@ for (const c of FIX.orpo) {
   test(`ORPO β ${c.beta}: loss, gradients, nll and log-odds match torch`, async () => {
     const r = await run(c.inputs, (x) => orpoLoss(pair(x), { beta: c.beta }));
     close(r.loss, c.loss, 'loss');
-    c.grad_chosen.forEach((v, i) => close(r.dc[i]!, v, `dL/dπ_c[${i}]`));
-    c.grad_rejected.forEach((v, i) => close(r.dr[i]!, v, `dL/dπ_r[${i}]`));
+    for (const [i, v] of c.grad_chosen.entries()) close(r.dc[i]!, v, `dL/dπ_c[${i}]`);
+    for (const [i, v] of c.grad_rejected.entries()) close(r.dr[i]!, v, `dL/dπ_r[${i}]`);
     close(r.m.nll_loss!, c.nll_loss, 'nll_loss');
     close(r.m.log_odds_ratio!, c.log_odds_ratio, 'log_odds_ratio');
     close(r.m.log_odds_chosen!, c.log_odds_chosen, 'log_odds_chosen');
