@@ -14,7 +14,7 @@ import {
   parsePreference,
 } from '../data/preference.ts';
 import type { ChatMessage } from '../data/records.ts';
-import { applyChatTemplate } from '../data/templates/chat.ts';
+import { applyChatTemplate, renderChatTemplate } from '../data/templates/chat.ts';
 import type { Tokenizer } from '../models/tokenizer.ts';
 import { DataError } from '../util/errors.ts';
 import { recordSkip, type SkipReport } from '../util/jsonl.ts';
@@ -52,7 +52,11 @@ function renderChat(
     );
   const opts = { bosToken: tok.bos?.token ?? null, eosToken: tok.eos?.token ?? null };
   const p = applyChatTemplate(template, prompt, { ...opts, addGenerationPrompt: true });
-  const full = applyChatTemplate(template, [...prompt, ...completion], opts);
+  const rendered = renderChatTemplate(template, [...prompt, ...completion], opts);
+  // The completion ends with its turn's end-of-turn marker; what a template adds after it
+  // (ChatML's newline) is not part of the reply, and EOS must be the last token.
+  const last = rendered.spans[rendered.spans.length - 1];
+  const full = rendered.text.slice(0, last ? last.end : rendered.text.length);
   if (!full.startsWith(p))
     throw new DataError(
       `${where}: the chat template renders the prompt differently with and without the reply, so the completion cannot be cut off it`,

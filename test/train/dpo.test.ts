@@ -235,3 +235,37 @@ test('tokenisation: prompt and completion apart, EOS ends each, no room for a co
   assert.equal(report.skipped, 1);
   assert.match(report.reasons[0]!, /f\.jsonl:7/);
 });
+
+test('conversational pairs render through the chat template: the generation prompt, then the reply and its end of turn', async () => {
+  const rec = {
+    chosen: [
+      { role: 'user', content: 'What colour is item 4?' },
+      { role: 'assistant', content: 'blue' },
+    ],
+    rejected: [
+      { role: 'user', content: 'What colour is item 4?' },
+      { role: 'assistant', content: 'red' },
+    ],
+  };
+  const r = await loadTokenizedPreferences([rec], tokenizer, {
+    eosId: eos,
+    maxLength: 64,
+    chatTemplate: tokenizer.chatTemplate,
+  });
+  const enc = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
+  const t = r.examples[0]!;
+  // <|im_end|> is the tiny tokenizer's EOS: it closes each reply, nothing follows it.
+  assert.deepEqual(
+    t.prompt,
+    enc('<|im_start|>user\nWhat colour is item 4?<|im_end|>\n<|im_start|>assistant\n'),
+  );
+  assert.deepEqual(t.completions, [
+    [...enc('blue'), eos],
+    [...enc('red'), eos],
+  ]);
+  // Without a chat template: a DataError naming the record.
+  await assert.rejects(
+    loadTokenizedPreferences([rec], tokenizer, { eosId: eos, maxLength: 64, chatTemplate: null }),
+    (e: unknown) => e instanceof DataError && /record 1: .*chat_template/.test(e.message),
+  );
+});
