@@ -3,7 +3,11 @@
 //
 //   const r = await trainSft(parseSftConfig({ model_name_or_path: 'models/tiny', train_file: 'sft.jsonl', output_dir: 'out' }));
 export * from './data.ts';
+export * from './dpo.ts';
+export * from './dpo-loss.ts';
 export * from './eval-loss.ts';
 export * from './examples.ts';
 export * from './loop.ts';
+export * from './orpo.ts';
+export * from './preference-tokenize.ts';
 export * from './sft.ts';
