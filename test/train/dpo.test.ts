@@ -109,14 +109,17 @@ test('precomputed reference log-probs are cached by model and data hash, and reu
   const a = await trainDpo(cfg, { model: model(), train: prefs });
   assert.equal(a.refCache!.cached, false);
   assert.ok(existsSync(a.refCache!.file));
-  const b = await trainDpo(cfg, { model: model(), train: prefs });
+  const b = await trainDpo(cfg, { model: model(), train: prefs, eval: prefs.slice(0, 4) });
   assert.equal(b.refCache!.cached, true);
+  // Eval pairs get cached reference log-probs too: eval metrics under TRL's names, prefixed.
+  assert.ok(Number.isFinite(b.evalMetrics!['eval_rewards/margins']));
+  assert.ok(Number.isFinite(b.evalLoss));
   assert.equal(b.refCache!.file, a.refCache!.file);
   assert.equal(b.logs[0]!.loss, a.logs[0]!.loss);
   // Other data: another file.
   const c = await trainDpo(cfg, { model: model(), train: prefs.slice(0, 8) });
   assert.notEqual(c.refCache!.file, a.refCache!.file);
-  assert.equal(readdirSync(join(out, 'ref_logps')).length, 2);
+  assert.equal(readdirSync(join(out, 'ref_logps')).length, 3);
 });
 
 test('LoRA DPO adapter saves in PEFT format and merges into the base', async () => {
