@@ -3,7 +3,7 @@
 // exact match before and after with the demo's harness and prompts (src/eval/heldout.ts): the
 // held-out categories, and the held-out facts of the seen ones.
 // Usage: npx tsx scripts/demo-dpo.ts <demo out_dir> [--steps=100] [--lr=1e-4] [--beta=0.1]
-//   [--loss=sigmoid|sigmoid,sft] [--use-peft] [--batch=16]
+//   [--loss=sigmoid|sigmoid,sft] [--use-peft] [--batch=16] [--name=dpo (the output subdirectory)]
 // The demo must have run with its default config (`instructkit demo --out <dir>`), so the
 // world (seed 0, default lexicon) and the tuned model in <dir>/tuned match.
 import { writeFileSync } from 'node:fs';
@@ -92,7 +92,7 @@ const t0 = performance.now();
 const before = await evaluateHeldout(evalTasks, new LocalBackend(lm, { name: 'sft' }), {
   seed: cfg.seed,
 });
-const out = join(dir, 'dpo');
+const out = join(dir, arg('name', 'dpo'));
 const r = await trainDpo(
   parseDpoConfig({
     model_name_or_path: join(dir, 'tuned'),
