@@ -78,7 +78,8 @@ export function registerRm(program: Command): void {
         maxLength: f.maxLength,
         batchSize: f.batchSize,
       });
-      await writeRecords(f.out, scored);
+      // The input records may carry any keys; they are written back as they came, plus reward.
+      await writeRecords(f.out, scored, { validate: false, format: 'jsonl' });
       process.stdout.write(`rm score: ${scored.length} rewards written to ${f.out}\n`);
     });
 
