@@ -3,9 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDataCommands } from './data.ts';
+import { registerDataPreferences } from './data-preferences.ts';
 import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
+import { registerPreferenceCommands } from './preference.ts';
+import { registerRm } from './rm.ts';
 import { registerServe } from './serve.ts';
 import { registerSynthCommands } from './synth.ts';
 import { registerTrainCommands } from './train.ts';
@@ -28,6 +31,7 @@ export function buildProgram(): Command {
     );
   registerDataCommands(data);
   registerDataRender(data);
+  registerDataPreferences(data);
 
   const synth = program
     .command('synth')
@@ -35,6 +39,8 @@ export function buildProgram(): Command {
   registerSynthCommands(synth);
 
   registerTrainCommands(program);
+  registerRm(program);
+  registerPreferenceCommands(program);
   registerEval(program);
   registerServe(program);
   registerDemo(program);

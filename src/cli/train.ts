@@ -13,7 +13,7 @@ import { ConfigError } from '../util/errors.ts';
 const TINY_NAME = 'instructkit-tiny (random init)';
 
 /** `--key value` flags map onto config keys: --learning-rate → learning_rate. */
-function flagsToConfig(flags: Record<string, unknown>): Record<string, unknown> {
+export function flagsToConfig(flags: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flags)) {
     if (v === undefined || k === 'config') continue;
@@ -22,12 +22,12 @@ function flagsToConfig(flags: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
-const num = (v: string): number => {
+export const num = (v: string): number => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new ConfigError(`expected a number, got '${v}'`);
   return n;
 };
-const bool = (v: string): boolean => {
+export const bool = (v: string): boolean => {
   if (v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
   throw new ConfigError(`expected true or false, got '${v}'`);
@@ -85,9 +85,10 @@ async function run(flags: Record<string, unknown>, pretrain: boolean): Promise<v
   );
 }
 
-function options(c: Command): Command {
+/** The flags of the TrainingArguments keys every trainer shares (train/loop.ts). */
+export function trainingFlags(c: Command, configName = 'SFTConfig'): Command {
   return c
-    .option('--config <file>', 'YAML file with SFTConfig keys (flags override it)')
+    .option('--config <file>', `YAML file with ${configName} keys (flags override it)`)
     .option('--model-name-or-path <dir>', 'HF model directory to start from')
     .option('--train-file <file>', 'training data (JSONL / JSON / Parquet / .txt)')
     .option('--eval-file <file>', 'evaluation data')
@@ -98,11 +99,6 @@ function options(c: Command): Command {
     .option('--per-device-train-batch-size <n>', 'sequences per micro-batch', num)
     .option('--gradient-accumulation-steps <n>', 'micro-batches per step', num)
     .option('--max-length <n>', 'tokens per sequence', num)
-    .option('--packing <bool>', 'pack several examples per sequence', bool)
-    .option(
-      '--instruction-template <name|jinja>',
-      "instruction records: 'alpaca', 'chat' (the model's chat template) or a Jinja prompt template",
-    )
     .option('--warmup-steps <n>', 'linear warmup steps', num)
     .option('--lr-scheduler-type <type>', 'linear | cosine | constant | constant_with_warmup')
     .option('--weight-decay <x>', 'AdamW weight decay', num)
@@ -118,6 +114,15 @@ function options(c: Command): Command {
     .option('--lora-dropout <x>', 'LoRA dropout', num)
     .option('--use-worker <bool>', 'run the engine in a worker thread', bool)
     .option('--disable-tqdm', 'no progress bar');
+}
+
+function options(c: Command): Command {
+  return trainingFlags(c)
+    .option('--packing <bool>', 'pack several examples per sequence', bool)
+    .option(
+      '--instruction-template <name|jinja>',
+      "instruction records: 'alpaca', 'chat' (the model's chat template) or a Jinja prompt template",
+    );
 }
 
 export function registerTrainCommands(program: Command): void {

@@ -8,6 +8,7 @@ export * from './jobs.ts';
 export * from './mix-files.ts';
 export * from './mixture.ts';
 export * from './porter.ts';
+export * from './preference.ts';
 export * from './records.ts';
 export * from './render.ts';
 export * from './rouge.ts';

@@ -2,6 +2,7 @@
 // (Alpaca's file shape) and Parquet (streamed by row group). Every record is validated against
 // its zod schema; errors name file, line (or row index) and field. Nothing is dropped silently:
 // with skipInvalid, each skipped record is counted in the report with its location and reason.
+import type { z } from 'zod';
 import { ConfigError, DataError, FormatError } from '../util/errors.ts';
 import { JsonlWriter, readJsonl, recordSkip, type SkipReport } from '../util/jsonl.ts';
 import { describeZodError } from './config.ts';
@@ -57,6 +58,13 @@ interface ReadRecordsBase {
   kind?: RecordKind | string;
   /** Overrides the extension. */
   format?: FileFormat;
+  /**
+   * Validates with this schema instead of the kind's (record families with variants, e.g.
+   * preference.ts's explicit / implicit / conversational pairs and rankings).
+   */
+  schema?: {
+    safeParse(v: unknown): { success: true; data: unknown } | { success: false; error: z.ZodError };
+  };
 }
 
 /**
@@ -126,7 +134,7 @@ export async function* readLocatedRecords<T = unknown>(
   let kind = opts.kind === undefined ? undefined : parseKind(opts.kind, path);
   const report = opts.report as ReadReport | undefined;
   if (report && kind) report.kind = kind;
-  let schema = kind ? recordSchemas[kind] : undefined;
+  let schema = opts.schema ?? (kind ? recordSchemas[kind] : undefined);
   if (opts.skipInvalid && !opts.report)
     throw new ConfigError('skipInvalid needs a report to count the skipped records in', {
       file: path,
@@ -168,7 +176,7 @@ export async function* readLocatedRecords<T = unknown>(
         continue;
       }
       kind = k;
-      schema = recordSchemas[k];
+      schema = opts.schema ?? recordSchemas[k];
       if (report) report.kind = k;
     }
     const parsed = schema!.safeParse(it.value);

@@ -35,6 +35,11 @@ export interface StepResult {
   skipped: boolean;
   /** The builder's extra outputs from the last micro-batch run. */
   outputs: Record<string, Tensor>;
+  /**
+   * The extra outputs of every micro-batch run, in order (the last is `outputs`), so a loop can
+   * average per-batch metrics over an accumulated step.
+   */
+  microOutputs: Record<string, Tensor>[];
 }
 
 /** Options of `Trainer.step`. */
@@ -246,6 +251,7 @@ export class StepRunner implements Trainer {
     const dst = this.sets[1 - this.cur] as BufferSet;
     let loss = 0;
     let outputs: Record<string, Tensor> = {};
+    const microOutputs: Record<string, Tensor>[] = [];
     for (let i = 0; i < k; i++) {
       const last = i === k - 1;
       const shapes = this.checkFeeds(micro[i] as Feeds, i);
@@ -274,16 +280,17 @@ export class StepRunner implements Trainer {
       const session = last ? this.stepSession : (this.accumSession as Session);
       await session.run(run, fetch);
       outputs = extras;
+      microOutputs.push(extras);
       const l = sum(this.lossOut.data);
       loss += k === 1 ? l : (weights[i] as number) * l;
-      if (!Number.isFinite(l)) return this.nonFinite(stepNo, lr, `loss is ${l}`, i, outputs);
+      if (!Number.isFinite(l)) return this.nonFinite(stepNo, lr, `loss is ${l}`, i, microOutputs);
     }
     const gradNorm = this.normOut.data[0] as number;
     if (!Number.isFinite(gradNorm))
-      return this.nonFinite(stepNo, lr, `gradient norm is ${gradNorm}`, k - 1, outputs, loss);
+      return this.nonFinite(stepNo, lr, `gradient norm is ${gradNorm}`, k - 1, microOutputs, loss);
     this.cur = (1 - this.cur) as 0 | 1;
     this.applied++;
-    return { step: stepNo, loss, gradNorm, lr, skipped: false, outputs };
+    return { step: stepNo, loss, gradNorm, lr, skipped: false, outputs, microOutputs };
   }
 
   private nonFinite(
@@ -291,9 +298,10 @@ export class StepRunner implements Trainer {
     lr: number,
     what: string,
     micro: number,
-    outputs: Record<string, Tensor>,
+    microOutputs: Record<string, Tensor>[],
     loss = Number.NaN,
   ): StepResult {
+    const outputs = microOutputs[microOutputs.length - 1] ?? {};
     const where = this.plan.accumulation > 1 ? ` (micro-batch ${micro + 1})` : '';
     if (this.plan.nonFinite === 'error')
       throw new TrainingError(`${what}${where}; parameters were not updated`, step, {
@@ -301,7 +309,7 @@ export class StepRunner implements Trainer {
       });
     // Skip: the new values went to the other buffer set, so not swapping discards them.
     this.skipped++;
-    return { step, loss, gradNorm: Number.NaN, lr, skipped: true, outputs };
+    return { step, loss, gradNorm: Number.NaN, lr, skipped: true, outputs, microOutputs };
   }
 
   private checkFeeds(feeds: Feeds, micro: number): Record<string, readonly number[]> {

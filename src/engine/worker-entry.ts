@@ -21,7 +21,9 @@ async function handle(req: WorkerRequest): Promise<{ result: unknown; transfer: 
   switch (req.type) {
     case 'step': {
       const r = await runner.step(req.feeds, req.opts);
-      const transfer = Object.values(r.outputs).map((t) => t.data.buffer as ArrayBuffer);
+      const transfer = [
+        ...new Set(r.microOutputs.flatMap((o) => Object.values(o).map((t) => t.data.buffer))),
+      ] as ArrayBuffer[];
       return { result: r, transfer };
     }
     case 'state': {

@@ -39,6 +39,8 @@
 //   await lm.saveAdapter(dir); lm.mergeAdapter();            // PEFT files; fold into the base
 // Scalar heads (heads.ts): headForward(spec, REWARD_HEAD | VALUE_HEAD, w, inputs) → [B, 1]
 //   on each row's last non-pad token (reward models, PPO's critic).
+// Reward models (reward.ts): RewardModel.fromCausalLM(lm, seed) / RewardModel.load(dir) →
+//   rm.score(rows); saved as HF *ForSequenceClassification (or PEFT with modules_to_save).
 
 export * from './bpe.ts';
 export * from './bpe-train.ts';
@@ -65,6 +67,7 @@ export * from './lm.ts';
 export * from './lora.ts';
 export * from './peft.ts';
 export * from './registry.ts';
+export * from './reward.ts';
 export * from './rope.ts';
 export * from './rope-config.ts';
 export * from './safetensors.ts';

@@ -188,15 +188,15 @@ export function batchFeeds(
   };
 }
 
-/** The micro-batches of one epoch: rows shuffled with (seed, epoch), cut into groups. */
-export function epochBatches(
-  rows: readonly PackedRow[],
+/** The micro-batches of one epoch: rows (or any training items) shuffled with (seed, epoch), cut into groups. */
+export function epochBatches<T = PackedRow>(
+  rows: readonly T[],
   batchSize: number,
   seed: number,
   epoch: number,
-): PackedRow[][] {
+): T[][] {
   const order = new Rng(`${seed}/epoch/${epoch}`).shuffle(rows.map((_, i) => i));
-  const out: PackedRow[][] = [];
+  const out: T[][] = [];
   for (let i = 0; i < order.length; i += batchSize)
     out.push(order.slice(i, i + batchSize).map((k) => rows[k]!));
   return out;

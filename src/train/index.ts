@@ -1,8 +1,14 @@
-// instructkit/train: supervised fine-tuning and pretraining of instructkit models (packing,
+// instructkit/train: supervised fine-tuning and pretraining, reward models, DPO and ORPO on one loop (packing,
 // loss masks, LoRA, accumulation, checkpoints with exact resume), built on the engine.
 //
 //   const r = await trainSft(parseSftConfig({ model_name_or_path: 'models/tiny', train_file: 'sft.jsonl', output_dir: 'out' }));
 export * from './data.ts';
+export * from './dpo.ts';
+export * from './dpo-loss.ts';
 export * from './eval-loss.ts';
 export * from './examples.ts';
+export * from './loop.ts';
+export * from './orpo.ts';
+export * from './preference-tokenize.ts';
+export * from './reward.ts';
 export * from './sft.ts';

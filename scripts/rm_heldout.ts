@@ -1,0 +1,115 @@
+// The reward model's acceptance run in the built-in world (issue 12, "Done means"): preference
+// data from the demo's collection (same seed and lexicon as `instructkit demo`), a reward model
+// trained on K-way rankings of the SEEN categories (right > near-miss > wrong fact > off-format),
+// then its pairwise accuracy on pairs from the HELD-OUT categories, which it never saw.
+//
+//   npx tsx src/cli/main.ts demo --out runs/demo            # the base model (runs/demo/base)
+//   npx tsx scripts/rm_heldout.ts --model runs/demo/base --out runs/rm
+//
+// It writes runs/rm/data/{train,heldout}.jsonl (also usable with `instructkit rm train` /
+// `instructkit rm eval`), the reward model in runs/rm/model, and prints one JSON line with the
+// held-out accuracy overall and per kind of rejected completion.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { builtinCollection } from '../src/data/collection/index.ts';
+import { collectionPreferences, REJECTED_KINDS } from '../src/data/collection/preference.ts';
+import { writeRecords } from '../src/data/io.ts';
+import { parseDemoConfig } from '../src/pipeline/demo.ts';
+import { evaluateReward, parseRewardConfig, trainReward } from '../src/train/reward.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    out: { type: 'string', default: 'runs/rm' },
+    seed: { type: 'string', default: '0' },
+    steps: { type: 'string', default: '120' },
+    lr: { type: 'string', default: '3e-4' },
+    batch: { type: 'string', default: '8' },
+    'templates-per-fact': { type: 'string', default: '2' },
+  },
+});
+if (!a.model) throw new Error('--model <dir> (the demo base or tuned model) is required');
+const seed = Number(a.seed);
+const demo = parseDemoConfig({ seed });
+const world = builtinCollection({ seed, sizes: demo.lexicon });
+const held = demo.heldout_categories;
+const dataDir = join(a.out!, 'data');
+mkdirSync(dataDir, { recursive: true });
+const train = collectionPreferences(world, {
+  seed,
+  excludeCategories: held,
+  format: 'ranking',
+  templatesPerFact: Number(a['templates-per-fact']),
+  prompt: (input) => `${input}\nAnswer:`,
+});
+// One pair per held-out fact and kind of rejected completion.
+const heldoutByKind = REJECTED_KINDS.map((kind) =>
+  collectionPreferences(world, {
+    seed: seed + 1,
+    categories: held,
+    format: 'pairs',
+    rejected: [kind],
+  }),
+);
+const heldout = heldoutByKind.flat();
+const trainFile = join(dataDir, 'train.jsonl');
+const heldFile = join(dataDir, 'heldout.jsonl');
+await writeRecords(
+  trainFile,
+  train.map((r) => r.record),
+  { kind: 'ranking' },
+);
+await writeRecords(
+  heldFile,
+  heldout.map((r) => r.record),
+  { kind: 'preference' },
+);
+process.stderr.write(
+  `rm_heldout: ${train.length} rankings from seen categories, ${heldout.length} held-out pairs (${held.join(', ')})\n`,
+);
+
+const cfg = parseRewardConfig({
+  model_name_or_path: a.model,
+  train_file: trainFile,
+  output_dir: join(a.out!, 'model'),
+  learning_rate: Number(a.lr),
+  max_steps: Number(a.steps),
+  per_device_train_batch_size: Number(a.batch),
+  lr_scheduler_type: 'cosine',
+  warmup_ratio: 0.05,
+  max_length: demo.max_length,
+  logging_steps: 10,
+  seed,
+});
+const t0 = performance.now();
+const r = await trainReward(cfg);
+const seconds = (performance.now() - t0) / 1000;
+
+// Held-out accuracy per kind of rejected completion, and overall (what `instructkit rm eval
+// --model <out>/model --input <out>/data/heldout.jsonl` prints), after training only: the
+// held-out file is never seen during training, not even for evaluation.
+const byKind: Record<string, number> = {};
+const overall = { pairs: 0, right: 0, margin: 0 };
+for (const [k, kind] of REJECTED_KINDS.entries()) {
+  const recs = heldoutByKind[k]!.map((x) => x.record as unknown as Record<string, unknown>);
+  const e = await evaluateReward(r.model, recs, { maxLength: demo.max_length });
+  byKind[kind] = e.accuracy;
+  overall.pairs += e.pairs;
+  overall.right += e.accuracy * e.pairs;
+  overall.margin += e.margin * e.pairs;
+}
+process.stdout.write(
+  `${JSON.stringify({
+    heldout_accuracy: overall.right / overall.pairs,
+    heldout_pairs: overall.pairs,
+    heldout_by_kind: byKind,
+    heldout_margin: overall.margin / overall.pairs,
+    train_rankings: train.length,
+    steps: r.steps,
+    final_train_loss: r.finalLoss,
+    last_train_accuracy: r.logs[r.logs.length - 1]?.accuracy,
+    seconds,
+    model: cfg.output_dir,
+  })}\n`,
+);
