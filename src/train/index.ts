@@ -1,4 +1,4 @@
-// instructkit/train: supervised fine-tuning and pretraining, reward models, DPO and ORPO on one loop (packing,
+// instructkit/train: supervised fine-tuning and pretraining, reward models, DPO, ORPO and GRPO on one loop (packing,
 // loss masks, LoRA, accumulation, checkpoints with exact resume), built on the engine.
 //
 //   const r = await trainSft(parseSftConfig({ model_name_or_path: 'models/tiny', train_file: 'sft.jsonl', output_dir: 'out' }));
@@ -7,8 +7,11 @@ export * from './dpo.ts';
 export * from './dpo-loss.ts';
 export * from './eval-loss.ts';
 export * from './examples.ts';
+export * from './grpo.ts';
 export * from './loop.ts';
 export * from './orpo.ts';
 export * from './preference-tokenize.ts';
 export * from './reward.ts';
+export * from './rewards.ts';
+export * from './rollout.ts';
 export * from './sft.ts';
