@@ -7,6 +7,7 @@ import { registerDataPreferences } from './data-preferences.ts';
 import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
+import { registerGrpo } from './grpo.ts';
 import { registerPreferenceCommands } from './preference.ts';
 import { registerRm } from './rm.ts';
 import { registerServe } from './serve.ts';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerTrainCommands(program);
   registerRm(program);
   registerPreferenceCommands(program);
+  registerGrpo(program);
   registerEval(program);
   registerServe(program);
   registerDemo(program);

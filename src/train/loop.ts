@@ -103,6 +103,26 @@ export interface Collated {
   weight: number;
   /** Tokens fed, for throughput. */
   tokens: number;
+  /**
+   * Metrics computed outside the graph (online trainers: rewards, completion lengths), logged
+   * under the spec's metric names like forward outputs and averaged with the same weights.
+   */
+  metrics?: Record<string, number>;
+}
+
+/** What an online trainer's `prepare` gets each step. */
+export interface PrepareContext<Item> {
+  /** The step about to run (0-based global step). */
+  step: number;
+  /** Micro-batches per step (gradient_accumulation_steps). */
+  accumulation: number;
+  /** The items of micro-batch k (= step · accumulation + j), from the seeded epoch order. */
+  microBatch(k: number): Item[];
+  /**
+   * Brings the trainer's current parameters into the model's weights: one copy out of the
+   * engine, and only when an update (or a resume) happened since the last one.
+   */
+  sync(): Promise<void>;
 }
 
 /** How the forward is built: for training, or for evaluation (no dropout, no backward). */
@@ -146,6 +166,12 @@ export interface LoopSpec<M extends TrainableModel, Item> {
   eval?: readonly Item[];
   collate: (items: readonly Item[]) => Collated;
   forward: (o: ForwardOptions) => ForwardBuilder;
+  /**
+   * Online data (GRPO, PPO): the step's micro-batches built from the current weights, instead
+   * of collating the step's items. Must be a function of (seed, step) and the weights, so a
+   * resumed run repeats it exactly.
+   */
+  prepare?: (ctx: PrepareContext<Item>) => Promise<Collated[]>;
   /** Forward outputs (scalars) averaged over micro-batches and logged under their names. */
   metrics?: readonly string[];
   deps?: LoopDeps;
@@ -369,6 +395,13 @@ export async function runTraining<M extends TrainableModel, Item>(
 
   // ---- resume ------------------------------------------------------------------------------
   let start = 0;
+  // The model's weights lag the trainer's parameters after an update or a load.
+  let stale = false;
+  const sync = async (): Promise<void> => {
+    if (!stale) return;
+    await syncWeights(trainer, model);
+    stale = false;
+  };
   const resumeDir =
     cfg.resume_from_checkpoint === true
       ? latestCheckpoint(cfg.output_dir)
@@ -386,6 +419,7 @@ export async function runTraining<M extends TrainableModel, Item>(
     reader.close();
     await trainer.load({ step: st.global_step, skipped: st.skipped, params: p, slots });
     start = st.global_step;
+    stale = true;
   }
 
   // ---- loop --------------------------------------------------------------------------------
@@ -412,9 +446,14 @@ export async function runTraining<M extends TrainableModel, Item>(
     deps.stopAfter !== undefined ? Math.min(totalSteps, start + deps.stopAfter) : totalSteps;
   try {
     for (let step = start; step < stopAt; step++) {
+      const prepared = spec.prepare
+        ? await spec.prepare({ step, accumulation: accum, microBatch, sync })
+        : undefined;
+      if (prepared && prepared.length !== accum)
+        throw new TrainingError(`prepare gave ${prepared.length} micro-batches for ${accum}`, step);
       const micro = Array.from({ length: accum }, (_, j) => {
         const k = step * accum + j;
-        const b = spec.collate(microBatch(k));
+        const b = prepared ? prepared[j]! : spec.collate(microBatch(k));
         // Dropout masks (LoRA's, the model's) are a function of this seed: reproducible,
         // different every micro-batch. Fed whenever the trainer's forward declared the input.
         if (needsSeed)
@@ -434,6 +473,7 @@ export async function runTraining<M extends TrainableModel, Item>(
         micro.map((m) => m.feeds),
         { weights },
       );
+      stale = true;
       window.loss += r.loss;
       window.n++;
       window.tokens += micro.reduce((s, m) => s + m.tokens, 0);
@@ -441,7 +481,8 @@ export async function runTraining<M extends TrainableModel, Item>(
         // Per micro-batch metrics, weighted as the gradient is.
         let v = 0;
         r.microOutputs.forEach((o, i) => {
-          v += (accum === 1 ? 1 : weights[i]!) * scalarOf(o[name]);
+          const x = o[name] ? scalarOf(o[name]) : (micro[i]!.metrics?.[name] ?? Number.NaN);
+          v += (accum === 1 ? 1 : weights[i]!) * x;
         });
         window.m.set(name, window.m.get(name)! + v);
       }
@@ -453,7 +494,7 @@ export async function runTraining<M extends TrainableModel, Item>(
         evalItems.length > 0 &&
         ((cfg.eval_steps !== undefined && done % cfg.eval_steps === 0) || done === totalSteps);
       if (isEval) {
-        await syncWeights(trainer, model);
+        await sync();
         const e = await evalRun.run(evalItems);
         evalLast = Object.fromEntries(Object.entries(e).map(([k, v]) => [`eval_${k}`, v]));
       }
@@ -477,7 +518,7 @@ export async function runTraining<M extends TrainableModel, Item>(
         await saveTrainerCheckpoint(trainer, join(cfg.output_dir, `checkpoint-${done}`));
       }
     }
-    await syncWeights(trainer, model);
+    await sync();
   } finally {
     bar.stop();
     metricsLog.close();
