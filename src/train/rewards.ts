@@ -4,7 +4,7 @@
 // cache, retries), and a built-in exact match against the record's reference. Several combine
 // as a weighted sum (TRL's reward_funcs / reward_weights); completions that never reached EOS
 // lose missing_eos_penalty (TRL's PPOConfig key; trl#3750 for where it must apply).
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { RewardModel } from '../models/reward.ts';
@@ -45,7 +45,10 @@ export interface RewardInput {
 
 /** One reward function over a batch of completions. */
 export interface RewardSource {
+  /** Names the source in errors (the module's path, the judge's URL, ...). */
   readonly name: string;
+  /** Short key of its metric `rewards/<id>/mean` (TRL logs the function's name). @default name */
+  readonly id?: string;
   score(batch: readonly RewardInput[]): Promise<number[]>;
   close?(): Promise<void>;
 }
@@ -127,6 +130,7 @@ export function exactMatchReward(field = 'reference'): RewardSource {
   const name = `exact_match(${field})`;
   return {
     name,
+    id: 'exact_match',
     async score(batch) {
       return batch.map((x) => {
         const ref = x.record[field];
@@ -155,7 +159,13 @@ export async function moduleReward(
   const file = isAbsolute(path) ? path : resolve(baseDir, path);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    // TypeScript through tsx's tsImport: a bare import() of a .ts file outside an ESM package
+    // would be loaded as CommonJS and fail on its `export`.
+    mod = (
+      /\.[cm]?ts$/.test(file)
+        ? await (await import('tsx/esm/api')).tsImport(pathToFileURL(file).href, import.meta.url)
+        : await import(pathToFileURL(file).href)
+    ) as Record<string, unknown>;
   } catch (e) {
     throw new ConfigError(
       `cannot load reward module ${file}: ${(e as Error).message}`,
@@ -172,6 +182,7 @@ export async function moduleReward(
   const name = `module ${file}`;
   return {
     name,
+    id: basename(file).replace(/\.[cm]?[jt]s$/, ''),
     async score(batch) {
       const out: number[] = [];
       for (const x of batch) {
@@ -200,6 +211,7 @@ export async function modelReward(path: string, batchSize = 8): Promise<RewardSo
   const name = `model ${path}`;
   return {
     name,
+    id: 'reward_model',
     async score(batch) {
       // Prompt and completion encoded apart, as the reward model was trained (preference
       // tokenisation); the score is read at the last real token, never at padding.
@@ -224,6 +236,7 @@ export function judgeReward(
   const name = `judge ${cfg.client.endpoints.map((e) => e.base_url).join(',')}`;
   return {
     name,
+    id: 'judge',
     async score(batch) {
       return Promise.all(
         batch.map(async (x) => {
