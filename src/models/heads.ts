@@ -89,14 +89,15 @@ export function tokenHeadForward(
   spec: ModelSpec,
   head: ScalarHead,
   w: Weights,
-  inp: { ids: Var; positions: Var; attentionMask: Var; dropoutSeed?: Var },
+  inp: { ids: Var; positions: Var; attentionMask?: Var; bias?: Var; dropoutSeed?: Var },
   opts: { lora?: LoraSpec; recompute?: boolean } = {},
 ): Var {
   if (head.outputs !== 1)
     throw new ConfigError(`a per-token value head has 1 output, not ${head.outputs}`, {
       field: head.weight,
     });
-  const bias = paddedCausalBias(inp.attentionMask);
+  // The attention bias may be given (packed / segment rows, as the policy's forward builds it).
+  const bias = inp.bias ?? paddedCausalBias(inp.attentionMask!);
   const out = decoderForward(
     spec,
     w,
