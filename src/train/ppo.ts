@@ -456,6 +456,7 @@ export async function trainPpo(cfg: PPOConfig, deps: LoopDeps = {}): Promise<Ppo
 
   let runners: { old: TokenLogpRunner; ref: TokenLogpRunner; values: ValueRunner } | undefined;
   let batch: Batch | undefined;
+  let order: { pass: number; idx: number[] } | undefined;
 
   const rollout = async (it: number, ctx: PrepareContext<PpoPrompt>): Promise<Batch> => {
     await ctx.sync();
@@ -467,11 +468,19 @@ export async function trainPpo(cfg: PPOConfig, deps: LoopDeps = {}): Promise<Ppo
       ref: new TokenLogpRunner(policy.spec, () => refWeights, { temperature: cfg.temperature }),
       values: new ValueRunner(value),
     };
-    // The iteration's prompts: its num_mini_batches × accumulation micro-batches of the loop's
-    // seeded epoch order.
-    const items: PpoPrompt[] = [];
-    for (let k = it * cfg.num_mini_batches * accum; items.length < batchSize; k++)
-      items.push(...ctx.microBatch(k));
+    // The iteration's prompts: episodes it·batch .. (it+1)·batch − 1 of a stream of seeded
+    // shuffles of the prompt set (one shuffle per pass), so every iteration has a full batch
+    // whatever the number of prompts.
+    const items = Array.from({ length: batchSize }, (_, j) => {
+      const e = it * batchSize + j;
+      const pass = Math.floor(e / prompts.length);
+      if (order?.pass !== pass)
+        order = {
+          pass,
+          idx: new Rng(`${cfg.seed}/prompts/${pass}`).shuffle(prompts.map((_, i) => i)),
+        };
+      return prompts[order.idx[e % prompts.length]!]!;
+    });
     const rs = await sampleRollouts(
       policy,
       items.map((p) => p.ids),

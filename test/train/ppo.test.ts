@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CausalLM } from '../../src/models/lm.ts';
 import { RewardModel } from '../../src/models/reward.ts';
-import { parsePpoConfig, trainPpo } from '../../src/train/ppo.ts';
-import { ConfigError } from '../../src/util/errors.ts';
+import { loadPpoPrompts, parsePpoConfig, trainPpo } from '../../src/train/ppo.ts';
+import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { smallSpec, tokenizer } from './tiny.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ppo-'));
@@ -23,7 +23,7 @@ const ready = (async () => {
   await RewardModel.fromCausalLM(lm, 9).save(rmDir);
   writeFileSync(
     promptsFile,
-    Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Q${i}: what colour?` })).join(
+    Array.from({ length: 5 }, (_, i) => JSON.stringify({ prompt: `Q${i}: what colour?` })).join(
       '\n',
     ),
   );
@@ -119,6 +119,7 @@ const weightsOf = (dir: string) => CausalLM.load(dir).then((m) => m.weights);
 
 test('a seeded PPO run repeats itself, and a run stopped after a checkpoint resumes to the same weights', async () => {
   await ready;
+  // 5 prompts in batches of 2: the third iteration spans two passes over the prompt set.
   const cfg = { num_ppo_epochs: 2, num_mini_batches: 1, total_episodes: 6, save_steps: 2 };
   const a = await trainPpo(base('seed-a', cfg));
   const b = await trainPpo(base('seed-b', cfg));
@@ -144,4 +145,21 @@ test('a seeded PPO run repeats itself, and a run stopped after a checkpoint resu
   const vc = await RewardModel.load(join(c.outputDir, 'value_model'));
   const va = await RewardModel.load(join(a.outputDir, 'value_model'));
   for (const [n, t] of va.weights) assert.deepEqual(vc.weights.get(n)!.data, t.data, n);
+});
+
+test('prompt files: a line without a string prompt, or a prompt with no room for the response, is a DataError naming file and line', async () => {
+  const f = join(root, 'bad.jsonl');
+  writeFileSync(f, '{"prompt": "Q1: what colour?"}\n{"question": "Q2"}\n');
+  await assert.rejects(
+    loadPpoPrompts(f, (s) => tokenizer.encode(s), 20),
+    (e: unknown) => e instanceof DataError && e.line === 2 && e.file === f && e.field === 'prompt',
+  );
+  writeFileSync(
+    f,
+    '{"prompt": "Q1: what colour?"}\n{"prompt": "Q2: what colour is item 12 today?"}\n',
+  );
+  await assert.rejects(
+    loadPpoPrompts(f, (s) => tokenizer.encode(s), 12),
+    (e: unknown) => e instanceof DataError && e.line === 2 && /max_length/.test(e.message),
+  );
 });
