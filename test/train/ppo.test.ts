@@ -163,3 +163,25 @@ test('prompt files: a line without a string prompt, or a prompt with no room for
     (e: unknown) => e instanceof DataError && e.line === 2 && /max_length/.test(e.message),
   );
 });
+
+test('num_mini_batches: each rollout batch is split into minibatches, one update each; the first update of every iteration has ratio 1', async () => {
+  await ready;
+  const r = await trainPpo(
+    base('minibatches', {
+      per_device_train_batch_size: 1,
+      num_mini_batches: 2,
+      num_ppo_epochs: 1,
+      total_episodes: 4,
+      kl_estimator: 'k3',
+      whiten_rewards: true,
+    }),
+  );
+  assert.equal(r.iterations, 2);
+  assert.equal(r.steps, 4);
+  for (const i of [0, 2]) {
+    assert.ok(Math.abs(r.logs[i]!['val/ratio']! - 1) < 1e-5, `step ${i + 1}`);
+    assert.equal(r.logs[i]!['policy/clipfrac_avg'], 0);
+  }
+  // k3 is never negative.
+  for (const l of r.logs) assert.ok(l['objective/kl']! >= 0);
+});
