@@ -23,13 +23,12 @@ test('per-token values from a reward model: its score at the last real token, ca
   const ids = new BigInt64Array(B * T);
   const pos = new BigInt64Array(B * T);
   const seg = new BigInt64Array(B * T).fill(-1n);
-  rows.forEach((r, b) =>
-    r.forEach((id, t) => {
+  for (const [b, r] of rows.entries())
+    for (const [t, id] of r.entries()) {
       ids[b * T + t] = BigInt(id);
       pos[b * T + t] = BigInt(t);
       seg[b * T + t] = 0n;
-    }),
-  );
+    }
   const g = new Graph({ name: 'values' });
   const params = new Map<string, Var>();
   for (const [n, t] of rm.allWeights()) params.set(n, g.input(n, 'float32', t.shape));
