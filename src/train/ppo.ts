@@ -121,6 +121,17 @@ export function parsePpoConfig(raw: unknown, file?: string): PPOConfig {
       file,
       field: 'reward_model_path',
     });
+  // Keys of the shared TrainingArguments that PPO cannot honour are refused, not ignored.
+  if (cfg.eval_file !== undefined)
+    throw new ConfigError(
+      'PPO has no eval pass over a file; score held-out prompts after training (scripts/ppo_heldout.ts)',
+      { file, field: 'eval_file' },
+    );
+  if (cfg.max_steps > 0)
+    throw new ConfigError('PPO counts its run in total_episodes, not max_steps', {
+      file,
+      field: 'max_steps',
+    });
   if (cfg.ptx_coef > 0 && !cfg.ptx_file)
     throw new ConfigError('ptx_coef > 0 needs a ptx_file of pretraining text', {
       file,

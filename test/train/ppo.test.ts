@@ -81,6 +81,14 @@ test('PPOConfig: TRL defaults; unknown keys, a missing reward and mid-iteration 
     () => parsePpoConfig({ ...d, ptx_coef: 27.8 }),
     (e: unknown) => e instanceof ConfigError && e.field === 'ptx_file',
   );
+  for (const [k, v] of [
+    ['eval_file', 'held.jsonl'],
+    ['max_steps', 10],
+  ] as const)
+    assert.throws(
+      () => parsePpoConfig({ ...d, [k]: v }),
+      (e: unknown) => e instanceof ConfigError && e.field === k,
+    );
   await assert.rejects(
     trainPpo(base('bad-save', { num_ppo_epochs: 2, save_steps: 3 })),
     (e: unknown) => e instanceof ConfigError && e.field === 'save_steps',
