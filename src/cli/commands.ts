@@ -8,6 +8,7 @@ import { registerDataRender } from './data-render.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
 import { registerGrpo } from './grpo.ts';
+import { registerPpo } from './ppo.ts';
 import { registerPreferenceCommands } from './preference.ts';
 import { registerRm } from './rm.ts';
 import { registerServe } from './serve.ts';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerRm(program);
   registerPreferenceCommands(program);
   registerGrpo(program);
+  registerPpo(program);
   registerEval(program);
   registerServe(program);
   registerDemo(program);

@@ -13,6 +13,7 @@ import {
   squeeze,
   unsqueeze,
 } from '../engine/ops.ts';
+import { ConfigError } from '../util/errors.ts';
 import type { ModelSpec } from './config.ts';
 import { decoderForward, type Weights } from './decoder.ts';
 import { paddedCausalBias } from './graphs.ts';
@@ -75,4 +76,34 @@ export function headForward(
   );
   const last = lastTokenHidden(out.hidden, inp.attentionMask); // [B,D]
   return linear(last, w(head.weight), head.bias ? w(head.bias) : undefined); // [B,D] -> [B,outputs]
+}
+
+/**
+ * Per-token scores [B, T] of a one-output head (PPO's critic): the head applied to the hidden
+ * state at every position, so V[b, t] values the state after token t, as TRL's value model
+ * (`value_model.score(hidden)[:, context_length - 1 : -1]`) reads it. With REWARD_HEAD this is
+ * the reward model read at every token, the InstructGPT / TRL initialisation of the value
+ * function; headForward's last-token read is its value at the last real token.
+ */
+export function tokenHeadForward(
+  spec: ModelSpec,
+  head: ScalarHead,
+  w: Weights,
+  inp: { ids: Var; positions: Var; attentionMask?: Var; bias?: Var; dropoutSeed?: Var },
+  opts: { lora?: LoraSpec; recompute?: boolean } = {},
+): Var {
+  if (head.outputs !== 1)
+    throw new ConfigError(`a per-token value head has 1 output, not ${head.outputs}`, {
+      field: head.weight,
+    });
+  // The attention bias may be given (packed / segment rows, as the policy's forward builds it).
+  const bias = inp.bias ?? paddedCausalBias(inp.attentionMask!);
+  const out = decoderForward(
+    spec,
+    w,
+    { ids: inp.ids, positions: inp.positions, bias, dropoutSeed: inp.dropoutSeed },
+    opts,
+  );
+  const v = linear(out.hidden, w(head.weight), head.bias ? w(head.bias) : undefined); // [B,T,D] -> [B,T,1]
+  return squeeze(v, [2]); // [B,T,1] -> [B,T]
 }
