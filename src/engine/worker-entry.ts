@@ -36,6 +36,10 @@ async function handle(req: WorkerRequest): Promise<{ result: unknown; transfer: 
         ] as ArrayBuffer[],
       };
     }
+    case 'params': {
+      const flat = runner.params.flat.slice();
+      return { result: flat, transfer: [flat.buffer as ArrayBuffer] };
+    }
     case 'frozen': {
       const frozen = runner.params.frozen.map((f) => ({ ...f, data: f.data.slice() }));
       return { result: frozen, transfer: frozen.map((f) => f.data.buffer as ArrayBuffer) };

@@ -30,6 +30,7 @@ export type WorkerRequest =
     }
   | { type: 'step'; feeds: Feeds[]; opts: StepOptions }
   | { type: 'state' }
+  | { type: 'params' }
   | { type: 'frozen' }
   | { type: 'load'; state: TrainerState }
   | { type: 'dispose' };
@@ -188,9 +189,11 @@ export class WorkerTrainer implements Trainer {
 
   /** A copy of the current parameters (frozen ones from the worker if they were moved there). */
   async readParams(): Promise<ParamStore> {
-    const s = await this.state();
+    // Only the parameters cross the thread, not the optimizer slots (AdamW's two moments would
+    // triple the copy): online trainers read the weights back before every rollout.
+    const params = (await this.call({ type: 'params' })) as Float32Array;
     const frozen = this.frozen ?? ((await this.call({ type: 'frozen' })) as ParamStore['frozen']);
-    return ParamStore.fromBuffers(this.plan.layout, s.params, frozen);
+    return ParamStore.fromBuffers(this.plan.layout, params, frozen);
   }
 
   async release(): Promise<void> {
