@@ -1,5 +1,6 @@
-// instructkit/train: supervised fine-tuning and pretraining, reward models, DPO, ORPO and GRPO on one loop (packing,
-// loss masks, LoRA, accumulation, checkpoints with exact resume), built on the engine.
+// instructkit/train: supervised fine-tuning and pretraining, reward models, DPO, ORPO, PPO and
+// GRPO on one loop (packing, loss masks, LoRA, accumulation, checkpoints with exact resume),
+// built on the engine.
 //
 //   const r = await trainSft(parseSftConfig({ model_name_or_path: 'models/tiny', train_file: 'sft.jsonl', output_dir: 'out' }));
 export * from './data.ts';
