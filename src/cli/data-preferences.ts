@@ -21,6 +21,7 @@ interface Flags {
   rejected?: string;
   templatesPerFact: number;
   json?: boolean;
+  quiet?: boolean;
 }
 
 const int = (v: string) => {
@@ -70,6 +71,7 @@ export function registerDataPreferences(data: Command): void {
     .option('--rejected <list>', `worse completions, in rank order (${REJECTED_KINDS.join(', ')})`)
     .option('--templates-per-fact <n>', 'prompts rendered per fact', int, 1)
     .option('--json', 'print the summary as JSON')
+    .option('-q, --quiet', 'print nothing on success')
     .action(async (f: Flags) => {
       const rejected = f.rejected ? list(f.rejected) : undefined;
       for (const r of rejected ?? [])
@@ -99,6 +101,7 @@ export function registerDataPreferences(data: Command): void {
       );
       const cats = [...new Set(recs.map((r) => r.category))];
       const summary = { out: f.out, records: n, format: f.format, categories: cats };
+      if (f.quiet) return;
       if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       else
         process.stdout.write(

@@ -132,3 +132,13 @@ test('`data preferences` then `dpo` and `orpo` from the CLI', async () => {
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /ref_model_mixup/);
 });
+
+test('`data preferences` refuses an unknown --rejected kind by name and writes nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ik-cli-pref-bad-'));
+  const out = join(dir, 'prefs.jsonl');
+  const r = cli(['data', 'preferences', '--out', out, '--rejected', 'near_miss,bogus']);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, /bogus/);
+  assert.match(r.stderr, /rejected/);
+  assert.equal(existsSync(out), false);
+});
