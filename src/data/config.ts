@@ -3,9 +3,10 @@
 // The schemas themselves live with their features (MixtureConfig, SplitConfig, DedupConfig...).
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
+import { parseYamlDocument } from './yaml.ts';
 
 /** First zod issue as {path, field, message}; for unknown keys the field is the key itself. */
 export function describeZodError(err: z.ZodError): {
@@ -48,7 +49,7 @@ export async function readConfigFile(path: string): Promise<ConfigSource> {
   const lc = new LineCounter();
   // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
   // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const doc = parseYamlDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     throw new ConfigError(`invalid YAML: ${e.message.split('\n')[0]}`, {

@@ -5,6 +5,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { AsyncBuffer, SchemaElement, SchemaTree } from 'hyparquet';
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
+import { parquetHeader } from 'hyparquet/src/column.js';
 import { compressors } from 'hyparquet-compressors';
 import { fileWriter, ParquetWriter } from 'hyparquet-writer';
 import { FormatError } from '../util/errors.ts';
@@ -303,6 +304,7 @@ async function* readRows(path: string, fd: number): AsyncGenerator<ParquetRow> {
       seen.add(p);
     }
   }
+  for (let g = 0; g < metadata.row_groups.length; g++) checkPages(file, fd, path, metadata, g);
   let start = 0;
   for (let g = 0; g < metadata.row_groups.length; g++) {
     const n = Number(metadata.row_groups[g]!.num_rows);
@@ -328,5 +330,86 @@ async function* readRows(path: string, fd: number): AsyncGenerator<ParquetRow> {
     }
     for (let i = 0; i < rows.length; i++) yield { value: normalise(rows[i]), row: start + i };
     start += n;
+  }
+}
+
+const isCount = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Walks every page header of row group g before hyparquet decodes it. A corrupt data page v2
+ * header (missing level lengths, negative num_nulls; found by bench/fuzz) sends hyparquet
+ * 1.31.5's readRleBitPackedHybrid into a loop that runs for minutes, so each header's counts
+ * and sizes are checked against the column chunk (Parquet format spec, PageHeader /
+ * DataPageHeaderV2): pages lie inside the chunk, values per page sum to at most the chunk's
+ * num_values, v2 level lengths fit in the page, rows per page at most the group's num_rows.
+ */
+function checkPages(
+  file: AsyncBuffer,
+  fd: number,
+  path: string,
+  metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
+  g: number,
+): void {
+  const group = metadata.row_groups[g]!;
+  const groupRows = Number(group.num_rows);
+  for (const c of group.columns) {
+    const m = c.meta_data!;
+    const col = m.path_in_schema.join('.');
+    const bad = (what: string): FormatError =>
+      new FormatError(`row group ${g}, column '${col}': ${what}`, path, {
+        hint: 'the file is corrupt; re-export it',
+      });
+    const first = Number(m.dictionary_page_offset ?? m.data_page_offset);
+    const end = first + Number(m.total_compressed_size);
+    const chunkValues = Number(m.num_values);
+    if (!isCount(first) || !isCount(end) || end > file.byteLength || !isCount(chunkValues))
+      throw bad(`column chunk range ${first}..${end} or num_values ${chunkValues} is invalid`);
+    const bytes = new Uint8Array(end - first);
+    let done = 0;
+    while (done < bytes.length) {
+      const k = readSync(fd, bytes, done, bytes.length - done, first + done);
+      if (k === 0) throw bad(`unexpected end of file at byte ${first + done}`);
+      done += k;
+    }
+    const view = new DataView(bytes.buffer);
+    let off = 0;
+    let values = 0;
+    while (off < bytes.length) {
+      const reader = { view, offset: off };
+      let h: ReturnType<typeof parquetHeader>;
+      try {
+        h = parquetHeader(reader);
+      } catch (e) {
+        throw bad(`page header at byte ${first + off} does not parse: ${(e as Error).message}`);
+      }
+      const at = `page at byte ${first + off}`;
+      const size = h.compressed_page_size;
+      if (h.type === undefined || !isCount(size) || !isCount(h.uncompressed_page_size))
+        throw bad(`${at}: header has no valid type or page sizes`);
+      if (reader.offset + size > bytes.length)
+        throw bad(`${at}: ${size}-byte page runs past the end of the column chunk`);
+      const v1 = h.data_page_header;
+      const v2 = h.data_page_header_v2;
+      const dataValues = v1?.num_values ?? v2?.num_values;
+      if (v1 || v2) {
+        if (!isCount(dataValues) || values + dataValues > chunkValues)
+          throw bad(`${at}: num_values ${dataValues} exceeds the chunk's ${chunkValues}`);
+        values += dataValues;
+      }
+      if (v2) {
+        const { num_nulls, num_rows, definition_levels_byte_length: d } = v2;
+        const r = v2.repetition_levels_byte_length;
+        if (!isCount(num_nulls) || num_nulls > v2.num_values)
+          throw bad(`${at}: num_nulls ${num_nulls} is not within 0..num_values`);
+        if (!isCount(num_rows) || num_rows > groupRows)
+          throw bad(`${at}: num_rows ${num_rows} is not within 0..${groupRows}`);
+        if (!isCount(d) || !isCount(r) || d + r > size)
+          throw bad(`${at}: level lengths ${d} + ${r} do not fit the ${size}-byte page`);
+      }
+      if (h.dictionary_page_header && !isCount(h.dictionary_page_header.num_values))
+        throw bad(`${at}: dictionary num_values is invalid`);
+      off = reader.offset + size;
+    }
   }
 }

@@ -4,10 +4,10 @@
 // metrics and generation settings. Prompt construction follows the harness byte for byte.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { describeZodError } from '../data/config.ts';
 import { JinjaTemplate } from '../data/templates/jinja.ts';
+import { parseYamlDocument } from '../data/yaml.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { superNiTask, templateSetTask } from './builders.ts';
@@ -214,7 +214,7 @@ export function loadTaskFile(path: string): Task {
   }
   // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
   // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
-  const doc = parseDocument(text, { keepSourceTokens: false, prettyErrors: false });
+  const doc = parseYamlDocument(text, { keepSourceTokens: false, prettyErrors: false });
   if (doc.errors.length > 0)
     throw new ConfigError(doc.errors[0]!.message.split('\n')[0]!, {
       file: path,

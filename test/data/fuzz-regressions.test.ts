@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readConfigFile } from '../../src/data/config.ts';
 import { readRecords } from '../../src/data/io.ts';
+import { renderChatTemplate } from '../../src/data/templates/chat.ts';
 import { parseTemplateSet } from '../../src/data/templates/flan.ts';
 import { parsePromptSourceYaml } from '../../src/data/templates/promptsource.ts';
+import { TINY_CHAT_TEMPLATE } from '../../src/models/tiny.ts';
 import { ConfigError, DataError, FormatError } from '../../src/util/errors.ts';
 import { fixture } from '../helpers/shared.ts';
 
@@ -34,6 +36,12 @@ async function withoutStrayRejections(fn: () => Promise<void>): Promise<void> {
 for (const [name, what] of [
   ['bad-page-unhandled.parquet', /row group 0/],
   ['stray-column-chunk.parquet', /row group 0: column chunk '[^']*' is not a column of the schema/],
+  // A data page v2 header with no level lengths and negative num_nulls: hyparquet 1.31.5 spun
+  // for minutes in readRleBitPackedHybrid before the page-header pre-scan.
+  [
+    'rle-levels-hang.parquet',
+    /row group 0, column 'messages\.list\.element\.role': page at byte 4: num_nulls/,
+  ],
 ] as const) {
   test(`parquet: ${name} (found by bench/fuzz) is a FormatError naming the row group`, async () => {
     await withoutStrayRejections(async () => {
@@ -74,5 +82,16 @@ test('yaml alias explosions are typed errors in configs, FLAN and PromptSource t
   assert.throws(
     () => parsePromptSourceYaml(LAUGHS, 'laughs.yaml'),
     (e: unknown) => e instanceof DataError && /laughs\.yaml.*invalid YAML/s.test(e.message),
+  );
+});
+
+test('a chat template with an unknown tag ({%-eendfor -%}, found by bench/fuzz) is a DataError naming the template and the tag', () => {
+  // The kept fuzz input was cut off after 158 bytes; this is the seed template with the same typo.
+  const template = TINY_CHAT_TEMPLATE.replace('{%- endfor', '{%-eendfor');
+  assert.notEqual(template, TINY_CHAT_TEMPLATE);
+  assert.throws(
+    () => renderChatTemplate(template, [{ role: 'user', content: 'hi' }], { bosToken: '<s>' }),
+    (e: unknown) =>
+      e instanceof DataError && /chat_template/.test(e.message) && /eendfor/.test(e.message),
   );
 });

@@ -1,11 +1,13 @@
 // Inputs bench/fuzz found that broke the eval task loader; each must now be a typed error.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parseYamlDocument } from '../../src/data/yaml.ts';
 import { loadTaskFile } from '../../src/eval/task.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
+import { fixture } from '../helpers/shared.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ik-fuzz-task-'));
 const TASK =
@@ -31,5 +33,21 @@ test('a task YAML whose aliases explode is a ConfigError naming the file', () =>
   assert.throws(
     () => loadTaskFile(p),
     (e: unknown) => e instanceof ConfigError && e.file === p && /invalid YAML/.test(e.message),
+  );
+});
+
+test('a task YAML with ~34,000 syntax errors fails on the first one without composing the rest', () => {
+  // bench/fuzz: composing all of them took ~2 s with pretty errors off; only the first is shown.
+  const raw = readFileSync(fixture('fuzz', 'yaml', 'task-many-errors.txt'), 'utf8');
+  const text = raw.split('\n#---docs---\n')[0]!;
+  const doc = parseYamlDocument(text, { prettyErrors: false });
+  assert.equal(doc.errors.length, 1, 'parsing stops at the first error');
+  assert.match(doc.errors[0]!.message, /flow-map-start/);
+  const p = join(dir, 'many-errors.yaml');
+  writeFileSync(p, text);
+  assert.throws(
+    () => loadTaskFile(p),
+    (e: unknown) =>
+      e instanceof ConfigError && e.message.includes(p) && /line 7\b|:7\b/.test(e.message),
   );
 });

@@ -21,11 +21,11 @@
 // Placeholders are {field} names of the example; {{ and }} are literal braces. In cot
 // patterns, {input} is the rendered zero-shot input of the same template index.
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DataError } from '../../util/errors.ts';
 import type { Rng } from '../../util/rng.ts';
 import { describeZodError } from '../config.ts';
+import { parseYamlDocument } from '../yaml.ts';
 import { formatOptions, formatOptionsRandom } from './options.ts';
 
 const Pattern = z.strictObject({ input: z.string().min(1), target: z.string() });
@@ -91,7 +91,7 @@ export function relationTaskTemplates(
 export function parseTemplateSet(text: string, file?: string, minPatterns = 1): TemplateSet {
   // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
   // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseYamlDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new DataError(doc.errors[0]!.message.split('\n')[0]!, {
       file,

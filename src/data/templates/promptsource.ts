@@ -2,9 +2,10 @@
 // tags) and apply a template to an example exactly as PromptSource's Template.apply does, so
 // the rendered (input, target) strings are byte-identical to Python Jinja2 for the same seed.
 import { readFileSync } from 'node:fs';
-import { parseDocument, type Tags } from 'yaml';
+import type { Tags } from 'yaml';
 import { DataError } from '../../util/errors.ts';
 import { PyRandom } from '../../util/pyrandom.ts';
+import { parseYamlDocument } from '../yaml.ts';
 import { JinjaTemplate, JinjaValue, toRuntime } from './jinja.ts';
 
 /** The separator between input and target(s) in a PromptSource template. */
@@ -61,7 +62,7 @@ function plain(node: unknown): unknown {
 export function parsePromptSourceYaml(text: string, file = '<string>'): PromptSourceFile {
   // prettyErrors off: yaml's pretty errors cost quadratic time on a document with many errors
   // (an 80 KB one took 39 s; bench/fuzz); the line is computed from the first error's offset.
-  const doc = parseDocument(text, { customTags, uniqueKeys: true, prettyErrors: false });
+  const doc = parseYamlDocument(text, { customTags, uniqueKeys: true, prettyErrors: false });
   const problems = [...doc.errors, ...doc.warnings];
   if (problems.length > 0) {
     const p = problems[0]!;
