@@ -304,10 +304,10 @@ async function* readRows(path: string, fd: number): AsyncGenerator<ParquetRow> {
       seen.add(p);
     }
   }
-  for (let g = 0; g < metadata.row_groups.length; g++) checkPages(file, fd, path, metadata, g);
   let start = 0;
   for (let g = 0; g < metadata.row_groups.length; g++) {
     const n = Number(metadata.row_groups[g]!.num_rows);
+    checkPages(file, fd, path, metadata, g, start);
     let rows: Record<string, unknown>[];
     try {
       rows = await settled(
@@ -350,6 +350,7 @@ function checkPages(
   path: string,
   metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>,
   g: number,
+  start: number,
 ): void {
   const group = metadata.row_groups[g]!;
   const groupRows = Number(group.num_rows);
@@ -357,9 +358,13 @@ function checkPages(
     const m = c.meta_data!;
     const col = m.path_in_schema.join('.');
     const bad = (what: string): FormatError =>
-      new FormatError(`row group ${g}, column '${col}': ${what}`, path, {
-        hint: 'the file is corrupt; re-export it',
-      });
+      new FormatError(
+        `row group ${g} (rows ${start}..${start + groupRows - 1}), column '${col}': ${what}`,
+        path,
+        {
+          hint: 'the file is corrupt; re-export it',
+        },
+      );
     const first = Number(m.dictionary_page_offset ?? m.data_page_offset);
     const end = first + Number(m.total_compressed_size);
     const chunkValues = Number(m.num_values);

@@ -40,7 +40,7 @@ for (const [name, what] of [
   // for minutes in readRleBitPackedHybrid before the page-header pre-scan.
   [
     'rle-levels-hang.parquet',
-    /row group 0, column 'messages\.list\.element\.role': page at byte 4: num_nulls/,
+    /row group 0 \(rows 0\.\.1\), column 'messages\.list\.element\.role': page at byte 4: num_nulls/,
   ],
 ] as const) {
   test(`parquet: ${name} (found by bench/fuzz) is a FormatError naming the row group`, async () => {
