@@ -368,7 +368,13 @@ function checkPages(
     const first = Number(m.dictionary_page_offset ?? m.data_page_offset);
     const end = first + Number(m.total_compressed_size);
     const chunkValues = Number(m.num_values);
-    if (!isCount(first) || !isCount(end) || end > file.byteLength || !isCount(chunkValues))
+    if (
+      !isCount(first) ||
+      !isCount(end) ||
+      end < first ||
+      end > file.byteLength ||
+      !isCount(chunkValues)
+    )
       throw bad(`column chunk range ${first}..${end} or num_values ${chunkValues} is invalid`);
     const bytes = new Uint8Array(end - first);
     let done = 0;

@@ -38,6 +38,11 @@ for (const [name, what] of [
   ['stray-column-chunk.parquet', /row group 0: column chunk '[^']*' is not a column of the schema/],
   // A data page v2 header with no level lengths and negative num_nulls: hyparquet 1.31.5 spun
   // for minutes in readRleBitPackedHybrid before the page-header pre-scan.
+  // A column chunk with a negative total_compressed_size (found by bench/fuzz in the pre-scan).
+  [
+    'negative-chunk-size.parquet',
+    /row group 0 \(rows 0\.\.\d+\), column '[^']*': column chunk range/,
+  ],
   [
     'rle-levels-hang.parquet',
     /row group 0 \(rows 0\.\.1\), column 'messages\.list\.element\.role': page at byte 4: num_nulls/,
