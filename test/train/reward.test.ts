@@ -497,3 +497,54 @@ test('rm resume: stopping after a checkpoint and resuming gives the same model a
   assert.equal(r.steps, 4);
   for (const [n, t] of whole.weights) assert.deepEqual(resumed.weights.get(n)!.data, t.data, n);
 });
+
+test('training forward reads every row at its own last token and pairs line up with rows (variable K, ties, right padding)', async () => {
+  // Each row scored alone by rm.score (no padding at all) gives the reference scores; the
+  // training forward over one padded batch (rows of different lengths in one element, K = 4 with
+  // a tie, then K = 2, then K = 3 with the best last) must give exactly the loss and metrics
+  // eq. 1 gives on those scores. A wrong read position or an off-by-one in the row numbering
+  // of the pairs changes the loss.
+  const rm = tinyRm(5);
+  const enc = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
+  const eos = tokenizer.eos!.id;
+  const c = (s: string) => [...enc(s), eos];
+  const items = [
+    {
+      prompt: enc('Q1: colour of the sky?\nAnswer:'),
+      completions: [c(' blue'), c(' it is a very long answer'), c(' b'), c(' red')],
+      ranks: [0, 2, 1, 2],
+    },
+    { prompt: enc('Q2: what?\nAnswer:'), completions: [c(' no'), c(' green leaves')], ranks: [1, 0] },
+    {
+      prompt: enc('Q3: x?\nAnswer:'),
+      completions: [c(' one two three'), c(' x'), c(' yes')],
+      ranks: [2, 1, 0],
+    },
+  ];
+  const rows = items.flatMap((ex) => ex.completions.map((x) => [...ex.prompt, ...x]));
+  const alone: number[] = [];
+  for (const r of rows) alone.push((await rm.score([r]))[0]!);
+  const ref = await runLoss(
+    alone,
+    items.map((ex) => ({ ranks: ex.ranks })),
+    0.01,
+  );
+  const b = rewardCollate(items, tokenizer.pad!.id, 64);
+  const g = new Graph({ name: 'rm-rows' });
+  const params: Record<string, Var> = {};
+  for (const [n, t] of rm.allWeights()) params[n] = g.input(n, 'float32', t.shape);
+  const out = rewardForward(rm.spec, { centerRewardsCoefficient: 0.01 })(g, params);
+  g.output('loss', out.loss);
+  for (const [k, v] of Object.entries(out.outputs)) g.output(k, v);
+  const sess = await createSession(g);
+  const feeds: Record<string, ReturnType<typeof tensor>> = { ...b.feeds };
+  for (const [n, t] of rm.allWeights()) feeds[n] = tensor('float32', t.shape, t.data);
+  const res = await sess.run(feeds);
+  await sess.release();
+  const num = (k: string) => Number(res[k]!.data[0]);
+  close(num('loss'), ref.loss, 1e-4, 'loss');
+  close(num('accuracy'), ref.accuracy, 1e-6, 'accuracy');
+  close(num('margin'), ref.margin, 1e-4, 'margin');
+  // The scores must differ enough that a shuffled row numbering would show.
+  assert.ok(Math.max(...alone) - Math.min(...alone) > 1e-3, `scores too alike: ${alone}`);
+});
