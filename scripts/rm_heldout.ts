@@ -34,6 +34,13 @@ const { values: a } = parseArgs({
     lr: { type: 'string', default: '3e-4' },
     batch: { type: 'string', default: '8' },
     'templates-per-fact': { type: 'string', default: '2' },
+    /** Train on LoRA adapters (+ the head in full) instead of the whole decoder. */
+    lora: { type: 'boolean', default: false },
+    'lora-r': { type: 'string', default: '16' },
+    /** center_rewards_coefficient (off when absent). */
+    center: { type: 'string' },
+    /** Train on K-way rankings (default) or on (right, worse) pairs only. */
+    format: { type: 'string', default: 'ranking' },
   },
 });
 if (!a.model) throw new Error('--model <dir> (the demo base or tuned model) is required');
@@ -46,7 +53,7 @@ mkdirSync(dataDir, { recursive: true });
 const train = collectionPreferences(world, {
   seed,
   excludeCategories: held,
-  format: 'ranking',
+  format: a.format === 'pairs' ? 'pairs' : 'ranking',
   templatesPerFact: Number(a['templates-per-fact']),
   prompt: (input) => `${input}\nAnswer:`,
 });
@@ -65,7 +72,7 @@ const heldFile = join(dataDir, 'heldout.jsonl');
 await writeRecords(
   trainFile,
   train.map((r) => r.record),
-  { kind: 'ranking' },
+  { kind: a.format === 'pairs' ? 'preference' : 'ranking' },
 );
 await writeRecords(
   heldFile,
@@ -88,6 +95,10 @@ const cfg = parseRewardConfig({
   max_length: demo.max_length,
   logging_steps: 10,
   seed,
+  use_peft: a.lora,
+  lora_r: Number(a['lora-r']),
+  lora_alpha: 2 * Number(a['lora-r']),
+  center_rewards_coefficient: a.center === undefined ? null : Number(a.center),
 });
 const t0 = performance.now();
 const r = await trainReward(cfg);

@@ -514,7 +514,11 @@ test('training forward reads every row at its own last token and pairs line up w
       completions: [c(' blue'), c(' it is a very long answer'), c(' b'), c(' red')],
       ranks: [0, 2, 1, 2],
     },
-    { prompt: enc('Q2: what?\nAnswer:'), completions: [c(' no'), c(' green leaves')], ranks: [1, 0] },
+    {
+      prompt: enc('Q2: what?\nAnswer:'),
+      completions: [c(' no'), c(' green leaves')],
+      ranks: [1, 0],
+    },
     {
       prompt: enc('Q3: x?\nAnswer:'),
       completions: [c(' one two three'), c(' x'), c(' yes')],
