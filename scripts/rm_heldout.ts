@@ -37,10 +37,23 @@ const { values: a } = parseArgs({
     /** Train on LoRA adapters (+ the head in full) instead of the whole decoder. */
     lora: { type: 'boolean', default: false },
     'lora-r': { type: 'string', default: '16' },
+    /** Comma-separated lora_target_modules (default: TRL's all linear layers). */
+    'lora-targets': { type: 'string' },
     /** center_rewards_coefficient (off when absent). */
     center: { type: 'string' },
     /** Train on K-way rankings (default) or on (right, worse) pairs only. */
     format: { type: 'string', default: 'ranking' },
+    /**
+     * Diagnostic only: also evaluate on the held-out file every N steps (its trajectory in the
+     * logs). Choosing a recipe by it tunes on the test set; say so when quoting a figure.
+     */
+    'eval-steps': { type: 'string' },
+    /**
+     * Diagnostic: train on the demo's train split of the seen categories' facts and also report
+     * accuracy on their eval split (seen category, unseen fact), per kind: does the reward model
+     * read a fact the SFT model knows at all, or only what it memorised itself?
+     */
+    'seen-eval': { type: 'boolean', default: false },
   },
 });
 if (!a.model) throw new Error('--model <dir> (the demo base or tuned model) is required');
@@ -53,6 +66,9 @@ mkdirSync(dataDir, { recursive: true });
 const train = collectionPreferences(world, {
   seed,
   excludeCategories: held,
+  ...(a['seen-eval']
+    ? { facts: 'train' as const, evalFraction: demo.seen_eval_fraction, splitSeed: seed }
+    : {}),
   format: a.format === 'pairs' ? 'pairs' : 'ranking',
   templatesPerFact: Number(a['templates-per-fact']),
   prompt: (input) => `${input}\nAnswer:`,
@@ -95,9 +111,11 @@ const cfg = parseRewardConfig({
   max_length: demo.max_length,
   logging_steps: 10,
   seed,
+  ...(a['eval-steps'] ? { eval_file: heldFile, eval_steps: Number(a['eval-steps']) } : {}),
   use_peft: a.lora,
   lora_r: Number(a['lora-r']),
   lora_alpha: 2 * Number(a['lora-r']),
+  ...(a['lora-targets'] ? { lora_target_modules: a['lora-targets'].split(',') } : {}),
   center_rewards_coefficient: a.center === undefined ? null : Number(a.center),
 });
 const t0 = performance.now();
@@ -117,8 +135,25 @@ for (const [k, kind] of REJECTED_KINDS.entries()) {
   overall.right += e.accuracy * e.pairs;
   overall.margin += e.margin * e.pairs;
 }
+const seenByKind: Record<string, number> = {};
+if (a['seen-eval'])
+  for (const kind of REJECTED_KINDS) {
+    const recs = collectionPreferences(world, {
+      seed: seed + 1,
+      excludeCategories: held,
+      facts: 'eval',
+      evalFraction: demo.seen_eval_fraction,
+      splitSeed: seed,
+      format: 'pairs',
+      rejected: [kind],
+    }).map((x) => x.record as unknown as Record<string, unknown>);
+    seenByKind[kind] = (
+      await evaluateReward(r.model, recs, { maxLength: demo.max_length })
+    ).accuracy;
+  }
 process.stdout.write(
   `${JSON.stringify({
+    ...(a['seen-eval'] ? { seen_eval_facts_by_kind: seenByKind } : {}),
     heldout_accuracy: overall.right / overall.pairs,
     heldout_pairs: overall.pairs,
     heldout_by_kind: byKind,

@@ -17,7 +17,12 @@ import { parseDemoConfig } from '../src/pipeline/demo.ts';
 import { loadTokenizedPreferences } from '../src/train/preference-tokenize.ts';
 
 const { values: a } = parseArgs({
-  options: { model: { type: 'string' }, seed: { type: 'string', default: '0' } },
+  options: {
+    model: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    /** The eval split of the seen categories' facts instead of the held-out categories. */
+    'seen-eval': { type: 'boolean', default: false },
+  },
 });
 if (!a.model) throw new Error('--model <dir> (a causal LM) is required');
 const seed = Number(a.seed);
@@ -25,7 +30,7 @@ const demo = parseDemoConfig({ seed });
 const world = builtinCollection({ seed, sizes: demo.lexicon });
 const lm = await CausalLM.load(a.model);
 const tok = lm.tokenizer!;
-const eosId = tok.eos?.id ?? lm.spec.eosTokenId!;
+const eosId = tok.eos?.id ?? (lm.spec.eosTokenId as number);
 
 /** Sum and count of log p(completion tokens | prompt, earlier tokens). */
 async function logprob(prompt: number[], completion: number[]): Promise<[number, number]> {
@@ -51,7 +56,14 @@ let rightMean = 0;
 for (const kind of REJECTED_KINDS) {
   const recs = collectionPreferences(world, {
     seed: seed + 1,
-    categories: demo.heldout_categories,
+    ...(a['seen-eval']
+      ? {
+          excludeCategories: demo.heldout_categories,
+          facts: 'eval' as const,
+          evalFraction: demo.seen_eval_fraction,
+          splitSeed: seed,
+        }
+      : { categories: demo.heldout_categories }),
     format: 'pairs',
     rejected: [kind],
   }).map((x) => x.record as unknown as Record<string, unknown>);
@@ -75,5 +87,5 @@ for (const kind of REJECTED_KINDS) {
   rightMean += m;
 }
 process.stdout.write(
-  `${JSON.stringify({ model: a.model, accuracy_sum: rightSum / all, accuracy_mean: rightMean / all, pairs: all, by_kind: out })}\n`,
+  `${JSON.stringify({ model: a.model, set: a['seen-eval'] ? 'seen categories, eval facts' : 'held-out categories', accuracy_sum: rightSum / all, accuracy_mean: rightMean / all, pairs: all, by_kind: out })}\n`,
 );

@@ -539,7 +539,7 @@ test('training forward reads every row at its own last token and pairs line up w
   for (const [n, t] of rm.allWeights()) params[n] = g.input(n, 'float32', t.shape);
   const out = rewardForward(rm.spec, { centerRewardsCoefficient: 0.01 })(g, params);
   g.output('loss', out.loss);
-  for (const [k, v] of Object.entries(out.outputs)) g.output(k, v);
+  for (const [k, v] of Object.entries(out.outputs ?? {})) g.output(k, v);
   const sess = await createSession(g);
   const feeds: Record<string, ReturnType<typeof tensor>> = { ...b.feeds };
   for (const [n, t] of rm.allWeights()) feeds[n] = tensor('float32', t.shape, t.data);
