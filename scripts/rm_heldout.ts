@@ -10,8 +10,18 @@
 // As InstructGPT, start from the SFT model: the base was pretrained on fact sentences only and
 // does not read "question / Answer:" prompts. Measured 2026-12-04 (SFT 150 of the demo's 300
 // steps, 120 RM steps, lr 3e-4): held-out accuracy 70.7% (off-format 100%, near-miss 62.6%,
-// wrong fact 49.6%), below the issue's 80%: the reward model does not yet tell a wrong fact's
-// answer from the right one in categories it never saw.
+// wrong fact 49.6%), below the issue's 80%.
+//
+// Why (rmtune, 2026-12-04; not a bug): the SFT model's own log-probability of the answer ranks
+// the same held-out pairs 91.1% right (wrong fact 77.1%, near-miss 96.2%; scripts/rm_lm_logprob.ts),
+// and seen-category facts held out of RM training 97.5% (wrong fact 93.2%), but a reward model
+// trained on the other facts of those same seen categories (--seen-eval) ranks their wrong facts
+// 52% — chance: the scalar read at EOS learns the facts it was trained on, not "agrees with what
+// the LM believes". Every recipe tried stayed at 65-73% held-out with wrong fact <= 55%: lr 5e-5
+// (67.9%), pairs instead of rankings (71.2%, lr 1e-4, 300 x 16), LoRA r16 (68.7%), a near-probe
+// (LoRA r1 on o_proj, 65.1%), --seen-eval split (72.8%), centring 0.01 with rankings (70.0%, lr 1e-4, 240 steps); the held-out curve
+// (--eval-steps) plateaus at ~70% from step 125 with no early peak. Batched scoring and the
+// loss's pair indexing are checked by test/train/reward.test.ts.
 //
 // It writes runs/rm/data/{train,heldout}.jsonl (also usable with `instructkit rm train` /
 // `instructkit rm eval`), the reward model in runs/rm/model, and prints one JSON line with the
