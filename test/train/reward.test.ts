@@ -528,16 +528,33 @@ test('training forward reads every row at its own last token and pairs line up w
   const rows = items.flatMap((ex) => ex.completions.map((x) => [...ex.prompt, ...x]));
   const alone: number[] = [];
   for (const r of rows) alone.push((await rm.score([r]))[0]!);
-  const ref = await runLoss(
-    alone,
-    items.map((ex) => ({ ranks: ex.ranks })),
-    0.01,
-  );
+  // eq. 1 by hand (not through batchPairs, which the forward's feeds come from).
+  const coef = 0.01;
+  const ref = { loss: 0, accuracy: 0, margin: 0 };
+  let pairs = 0;
+  let at = 0;
+  for (const ex of items) {
+    const K = ex.ranks.length;
+    const s = alone.slice(at, at + K);
+    at += K;
+    for (let i = 0; i < K; i++)
+      for (let j = 0; j < K; j++) {
+        if (!(ex.ranks[i]! < ex.ranks[j]!)) continue;
+        const d = s[i]! - s[j]!;
+        const lossIJ = Math.log1p(Math.exp(-d)) + coef * (s[i]! + s[j]!) ** 2;
+        ref.loss += lossIJ / ((K * (K - 1)) / 2) / items.length;
+        ref.accuracy += d > 0 ? 1 : 0;
+        ref.margin += d;
+        pairs++;
+      }
+  }
+  ref.accuracy /= pairs;
+  ref.margin /= pairs;
   const b = rewardCollate(items, tokenizer.pad!.id, 64);
   const g = new Graph({ name: 'rm-rows' });
   const params: Record<string, Var> = {};
   for (const [n, t] of rm.allWeights()) params[n] = g.input(n, 'float32', t.shape);
-  const out = rewardForward(rm.spec, { centerRewardsCoefficient: 0.01 })(g, params);
+  const out = rewardForward(rm.spec, { centerRewardsCoefficient: coef })(g, params);
   g.output('loss', out.loss);
   for (const [k, v] of Object.entries(out.outputs ?? {})) g.output(k, v);
   const sess = await createSession(g);
