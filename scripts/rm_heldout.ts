@@ -17,11 +17,11 @@
 // and seen-category facts held out of RM training 97.5% (wrong fact 93.2%), but a reward model
 // trained on the other facts of those same seen categories (--seen-eval) ranks their wrong facts
 // 52% — chance: the scalar read at EOS learns the facts it was trained on, not "agrees with what
-// the LM believes". Every recipe tried stayed at 65-73% held-out with wrong fact <= 55%: lr 5e-5
+// the LM believes". Every recipe tried stayed at 65-75% held-out with wrong fact <= 55%: lr 5e-5
 // (67.9%), pairs instead of rankings (71.2%, lr 1e-4, 300 x 16), LoRA r16 (68.7%), a near-probe
 // (LoRA r1 on o_proj, 65.1%), --seen-eval split (72.8%), centring 0.01 with rankings (70.0%, lr 1e-4, 240 steps), pairs for ~2 epochs (74.8% at
 // step 900, lr 1e-4 x 16; 76.6% at step 450, wrong fact still 52.7%); the held-out curve
-// (--eval-steps) plateaus at ~70% from step 125 with no early peak. Batched scoring and the
+// (--eval-steps) of the 300-step run plateaus at ~70% from step 125 with no early peak. Batched scoring and the
 // loss's pair indexing are checked by test/train/reward.test.ts.
 //
 // It writes runs/rm/data/{train,heldout}.jsonl (also usable with `instructkit rm train` /
