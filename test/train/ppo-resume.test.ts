@@ -3,14 +3,13 @@
 // boundaries, rollouts are a function of (seed, iteration) and the restored weights, and the
 // adaptive KL coefficient resumes from ppo_kl_coef.json. (The pattern of grpo-resume.test.ts.)
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CausalLM } from '../../src/models/lm.ts';
 import { RewardModel } from '../../src/models/reward.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { readMetrics, resumeRun, runAndKill } from '../helpers/kill-resume.ts';
 import { smallSpec, tokenizer } from './tiny.ts';
 
 test('kill -9 during `instructkit ppo`, then --resume-from-checkpoint: same final weights', async () => {
@@ -42,50 +41,15 @@ test('kill -9 during `instructkit ppo`, then --resume-from-checkpoint: same fina
   });
   writeFileSync(join(dir, 'ref.yaml'), JSON.stringify(cfg(join(dir, 'ref'))));
   writeFileSync(join(dir, 'run.yaml'), JSON.stringify(cfg(join(dir, 'run'))));
-  const cli = (args: string[]) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'instructkit.js'), ...args], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr!.on('data', (d) => {
-      err += d;
-    });
-    return {
-      child,
-      done: new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-        child.on('exit', (code, signal) => r({ code, signal })),
-      ),
-      err: () => err,
-    };
-  };
-  const ref = cli(['ppo', '--config', join(dir, 'ref.yaml')]);
-  assert.deepEqual(await ref.done, { code: 0, signal: null }, ref.err());
-  const run = join(dir, 'run');
-  const first = cli(['ppo', '--config', join(dir, 'run.yaml')]);
-  while (
-    !existsSync(join(run, 'checkpoint-2', 'trainer_state.json')) &&
-    first.child.exitCode === null
-  )
-    await new Promise((r) => setTimeout(r, 5));
-  assert.equal(first.child.exitCode, null, `the run ended before the kill: ${first.err()}`);
-  assert.ok(first.child.kill('SIGKILL'));
-  assert.deepEqual(await first.done, { code: null, signal: 'SIGKILL' }, 'killed by SIGKILL');
-  assert.ok(!existsSync(join(run, 'model.safetensors')), 'no final weights after the kill');
-  const kept = Math.max(
-    ...readdirSync(run)
-      .map((n) => /^checkpoint-(\d+)$/.exec(n))
-      .filter((m) => m !== null && existsSync(join(run, m[0], 'trainer_state.json')))
-      .map((m) => Number(m![1])),
-  );
-  assert.ok(kept >= 2 && kept < 10, `last complete checkpoint ${kept}`);
-  const second = cli(['ppo', '--config', join(dir, 'run.yaml'), '--resume-from-checkpoint']);
-  assert.deepEqual(await second.done, { code: 0, signal: null }, second.err());
-  const logged = (file: string) =>
-    readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, number>);
+  const { run, kept } = await runAndKill({
+    command: 'ppo',
+    dir,
+    cwd: dir,
+    checkpoint: 2,
+    totalSteps: 10,
+  });
+  await resumeRun({ command: 'ppo', dir, cwd: dir });
+  const logged = readMetrics;
   const after = logged(join(run, 'metrics.jsonl'));
   const whole = logged(join(dir, 'ref', 'metrics.jsonl'));
   assert.deepEqual(

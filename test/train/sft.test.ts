@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +11,7 @@ import { tinyLlamaConfig, trainTinyTokenizer } from '../../src/models/tiny.ts';
 import { batchFeeds, packExamples, tokenizePair } from '../../src/train/data.ts';
 import { parseSftConfig, trainSft } from '../../src/train/sft.ts';
 import { ConfigError, TrainingError } from '../../src/util/errors.ts';
+import { readMetrics, resumeRun, runAndKill } from '../helpers/kill-resume.ts';
 import { repoRoot } from '../helpers/shared.ts';
 
 const corpus = Array.from(
@@ -186,52 +186,17 @@ test('kill -9 during `instructkit sft`, then --resume-from-checkpoint: same fina
   });
   writeFileSync(join(dir, 'ref.yaml'), JSON.stringify(cfg(join(dir, 'ref'))));
   writeFileSync(join(dir, 'run.yaml'), JSON.stringify(cfg(join(dir, 'run'))));
-  const cli = (args: string[]) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'instructkit.js'), ...args], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    child.stderr!.on('data', (d) => {
-      err += d;
-    });
-    return {
-      child,
-      done: new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-        child.on('exit', (code, signal) => r({ code, signal })),
-      ),
-      err: () => err,
-    };
-  };
-  const ref = cli(['sft', '--config', join(dir, 'ref.yaml')]);
-  assert.deepEqual(await ref.done, { code: 0, signal: null }, ref.err());
-  const run = join(dir, 'run');
-  const first = cli(['sft', '--config', join(dir, 'run.yaml')]);
-  while (
-    !existsSync(join(run, 'checkpoint-4', 'trainer_state.json')) &&
-    first.child.exitCode === null
-  )
-    await new Promise((r) => setTimeout(r, 5));
-  assert.equal(first.child.exitCode, null, `the run ended before the kill: ${first.err()}`);
-  assert.ok(first.child.kill('SIGKILL'));
-  assert.deepEqual(await first.done, { code: null, signal: 'SIGKILL' }, 'killed by SIGKILL');
-  assert.ok(!existsSync(join(run, 'model.safetensors')), 'no final weights after the kill');
-  const kept = Math.max(
-    ...readdirSync(run)
-      .map((n) => /^checkpoint-(\d+)$/.exec(n))
-      .filter((m) => m !== null && existsSync(join(run, m[0], 'trainer_state.json')))
-      .map((m) => Number(m![1])),
-  );
-  assert.ok(kept >= 4 && kept < 16, `last complete checkpoint ${kept}`);
-  const logged = (file: string) =>
-    readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { step: number });
+  const { run, kept } = await runAndKill({
+    command: 'sft',
+    dir,
+    cwd: repoRoot,
+    checkpoint: 4,
+    totalSteps: 16,
+  });
+  const logged = readMetrics;
   const before = logged(join(run, 'metrics.jsonl')).filter((l) => l.step <= kept);
 
-  const second = cli(['sft', '--config', join(dir, 'run.yaml'), '--resume-from-checkpoint']);
-  assert.deepEqual(await second.done, { code: 0, signal: null }, second.err());
+  await resumeRun({ command: 'sft', dir, cwd: repoRoot });
   // It resumed rather than started over: the steps up to the checkpoint keep the killed run's
   // log lines (their tokens/s are timings a rerun would not reproduce).
   const after = logged(join(run, 'metrics.jsonl'));
