@@ -5,6 +5,7 @@ import { readConfigFile } from '../data/config.ts';
 import { type PreferenceResult, parseDpoConfig, trainDpo } from '../train/dpo.ts';
 import { parseOrpoConfig, trainOrpo } from '../train/orpo.ts';
 import { ConfigError } from '../util/errors.ts';
+import { trainingFlags } from './train.ts';
 
 /** `--key value` flags map onto config keys: --learning-rate → learning_rate. */
 function flagsToConfig(flags: Record<string, unknown>): Record<string, unknown> {
@@ -53,35 +54,10 @@ function summary(name: string, r: PreferenceResult): string {
 }
 
 function options(c: Command, what: string): Command {
-  return c
-    .option('--config <file>', `YAML file with ${what} keys (flags override it)`)
-    .option('--model-name-or-path <dir>', 'HF model directory to start from (e.g. an SFT model)')
-    .option('--train-file <file>', 'preference data (JSONL / JSON / Parquet): pairs or rankings')
-    .option('--eval-file <file>', 'held-out preference data')
-    .option('--output-dir <dir>', 'where checkpoints, metrics and the model go')
+  return trainingFlags(c, what)
     .option('--beta <x>', 'β (default 0.1)', num)
-    .option('--learning-rate <x>', 'peak learning rate (default 1e-6)', num)
-    .option('--num-train-epochs <n>', 'epochs', num)
-    .option('--max-steps <n>', 'optimizer steps (overrides epochs)', num)
-    .option('--per-device-train-batch-size <n>', 'pairs per micro-batch', num)
-    .option('--gradient-accumulation-steps <n>', 'micro-batches per step', num)
-    .option('--max-length <n>', 'prompt + completion tokens', num)
-    .option('--warmup-steps <n>', 'linear warmup steps', num)
-    .option('--lr-scheduler-type <type>', 'linear | cosine | constant | constant_with_warmup')
-    .option('--weight-decay <x>', 'AdamW weight decay', num)
-    .option('--max-grad-norm <x>', 'gradient clipping', num)
-    .option('--logging-steps <n>', 'log every n steps', num)
-    .option('--eval-steps <n>', 'evaluate every n steps', num)
-    .option('--save-steps <n>', 'checkpoint every n steps', num)
-    .option('--resume-from-checkpoint', 'continue from the newest checkpoint in output_dir')
-    .option('--seed <n>', 'random seed', num)
-    .option('--use-peft', 'train a LoRA adapter instead of all weights')
-    .option('--lora-r <n>', 'LoRA rank', num)
-    .option('--lora-alpha <x>', 'LoRA alpha', num)
     .option('--disable-dropout <bool>', 'no dropout in model or adapter (default true)', bool)
-    .option('--skip-invalid', 'count and list bad records (file:line) instead of stopping')
-    .option('--use-worker <bool>', 'run the engine in a worker thread', bool)
-    .option('--disable-tqdm', 'no progress bar');
+    .option('--skip-invalid', 'count and list bad records (file:line) instead of stopping');
 }
 
 export function registerPreferenceCommands(program: Command): void {
