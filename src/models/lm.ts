@@ -44,7 +44,7 @@ import { type LoraAdapter, loadPeftAdapter, mergeLora, savePeftAdapter } from '.
 import type { FloatStorageDtype } from './safetensors.ts';
 import type { HostTensor, TensorMap } from './tensor.ts';
 import type { Tokenizer } from './tokenizer.ts';
-import { checkTensors, expectedTensors } from './weights.ts';
+import { assignWeights, checkTensors, expectedTensors } from './weights.ts';
 
 /** HF-style initialisation: N(0, initializer_range) for matrices and embeddings, 1 for norm gains, 0 for biases. */
 export function initWeights(spec: ModelSpec, seed: number): TensorMap {
@@ -135,15 +135,7 @@ export class CausalLM {
 
   /** Replace weight values in place (e.g. from a trainer's readParams); sessions stay valid. */
   setWeights(values: ReadonlyMap<string, ArrayLike<number>>): void {
-    for (const [name, data] of values) {
-      const t = this.weights.get(name) ?? this.lora?.tensors.get(name);
-      if (!t) throw new ConfigError(`unknown weight '${name}'`, { field: name });
-      if (data.length !== t.data.length)
-        throw new ConfigError(`weight '${name}' has ${t.data.length} values, got ${data.length}`, {
-          field: name,
-        });
-      t.data.set(data);
-    }
+    assignWeights(values, this.weights, this.lora?.tensors);
   }
 
   /**

@@ -33,7 +33,7 @@ import { SafetensorsReader, writeSafetensors } from './safetensors.ts';
 import { openSafetensorsDir, writeSafetensorsDir } from './safetensors-shards.ts';
 import type { HostTensor, TensorMap } from './tensor.ts';
 import { Tokenizer } from './tokenizer.ts';
-import { expectedTensors } from './weights.ts';
+import { assignWeights, expectedTensors } from './weights.ts';
 
 /**
  * config.json key holding the normalisation offset that `rm normalize` sets (InstructGPT §3.5:
@@ -204,15 +204,7 @@ export class RewardModel {
   }
 
   setWeights(values: ReadonlyMap<string, ArrayLike<number>>): void {
-    for (const [name, data] of values) {
-      const t = this.weights.get(name) ?? this.lora?.tensors.get(name);
-      if (!t) throw new ConfigError(`unknown weight '${name}'`, { field: name });
-      if (data.length !== t.data.length)
-        throw new ConfigError(`weight '${name}' has ${t.data.length} values, got ${data.length}`, {
-          field: name,
-        });
-      t.data.set(data);
-    }
+    assignWeights(values, this.weights, this.lora?.tensors);
   }
 
   /**

@@ -2,9 +2,9 @@
 // MistralForCausalLM and GPT2LMHeadModel layouts), and a check of a loaded tensor map against
 // them. The forward builders read the same names; the checkpoint loader uses the check so a
 // file with a missing or misshapen tensor fails at load time, naming it.
-import { FormatError } from '../util/errors.ts';
+import { ConfigError, FormatError } from '../util/errors.ts';
 import type { ModelSpec } from './config.ts';
-import type { TensorMap } from './tensor.ts';
+import type { HostTensor, TensorMap } from './tensor.ts';
 
 /** Name → row-major shape of every parameter the spec's HF model has. */
 export function expectedTensors(spec: ModelSpec): Map<string, number[]> {
@@ -101,4 +101,24 @@ export function checkTensors(
   for (const name of tensors.keys())
     if (!want.has(name))
       throw new FormatError(`unexpected tensor '${name}' for a ${spec.modelType} model`, file);
+}
+
+/**
+ * Writes `values` into the model's host tensors in place (base first, then adapter), so sessions
+ * that read those tensors by reference see them. Unknown names and wrong sizes are ConfigErrors.
+ */
+export function assignWeights(
+  values: ReadonlyMap<string, ArrayLike<number>>,
+  base: ReadonlyMap<string, HostTensor>,
+  adapter: ReadonlyMap<string, HostTensor> | undefined,
+): void {
+  for (const [name, data] of values) {
+    const t = base.get(name) ?? adapter?.get(name);
+    if (!t) throw new ConfigError(`unknown weight '${name}'`, { field: name });
+    if (data.length !== t.data.length)
+      throw new ConfigError(`weight '${name}' has ${t.data.length} values, got ${data.length}`, {
+        field: name,
+      });
+    t.data.set(data);
+  }
 }
