@@ -260,19 +260,22 @@ test('32 concurrent streams: the health endpoint answers while they run', async 
   });
   // Measure while every stream is running (after each has sent its first chunk).
   while (started < 32) await new Promise((r) => setTimeout(r, 5));
-  let worst = 0;
+  const took: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
     const h = await fetch(`${server.url.replace('/v1', '')}/health`);
-    worst = Math.max(worst, performance.now() - t);
+    took.push(performance.now() - t);
     assert.equal(h.status, 200);
   }
+  // The median, not the worst: on a 2-core CI machine one reply in five can wait behind the
+  // scheduler (452 ms once, in a 4 s run); a loop blocked by decoding would delay every reply.
+  const median = took.sort((a, b) => a - b)[2] as number;
   assert.equal(finished, 0, 'the health checks took until a stream had finished');
   await Promise.all(drains);
   const total = performance.now() - t0;
   assert.ok(
-    worst < total / 10,
-    `health took ${worst.toFixed(1)} ms; the streams ${total.toFixed(0)} ms`,
+    median < total / 10,
+    `health took ${took.map((x) => x.toFixed(1)).join(', ')} ms; the streams ${total.toFixed(0)} ms`,
   );
 });
 
