@@ -24,6 +24,12 @@ export interface DemoData {
   evalTasks: HeldoutTask[];
   /** The held-out facts as sentence prefixes to complete (knowledge, not instructions). */
   probeTasks: HeldoutTask[];
+  /**
+   * The multilingual check: the same held-out and seen questions asked with instructions written
+   * in another language (groups 'heldout' and 'seen', as in evalTasks), one entry per language.
+   * English is evalTasks itself.
+   */
+  multilingual: { lang: string; tasks: HeldoutTask[] }[];
 }
 
 export function buildData(c: Collection, cfg: DemoConfig): DemoData {
@@ -96,7 +102,13 @@ export function buildData(c: Collection, cfg: DemoConfig): DemoData {
     }).map((e) => ({ prompt: demoPrompt(e.input), answer: e.target }));
     add(t, cfg.quick ? docs.slice(0, 2) : docs, 'seen');
   }
-  return { knowledge: knowledgeCorpus(c, { seed: cfg.seed }), sft, evalTasks, probeTasks };
+  return {
+    knowledge: knowledgeCorpus(c, { seed: cfg.seed }),
+    sft,
+    evalTasks,
+    probeTasks,
+    multilingual: [],
+  };
 }
 
 /** A randomly initialised tiny LLaMA with a BPE vocabulary trained on the demo's text. */
