@@ -40,7 +40,7 @@ export function registerGrpo(program: Command): void {
     .option('--beta <x>', 'k3 KL coefficient (default 0: no reference)', num)
     .option('--epsilon <x>', 'clip range (default 0.2)', num)
     .option('--num-iterations <n>', 'updates per generated batch', num)
-    .option('--loss-type <type>', 'grpo | dr_grpo | dapo (default dapo)')
+    .option('--loss-type <type>', 'grpo | dr_grpo | dapo | bnpo (default dapo)')
     .option('--scale-rewards <how>', 'group | batch | none')
     .option('--missing-eos-penalty <x>', 'subtracted from rewards of unfinished completions', num)
     .option('--learning-rate <x>', 'peak learning rate (default 1e-6)', num)

@@ -5,7 +5,8 @@
 // reference. Config keys and defaults are TRL's GRPOConfig; token averaging follows TRL's
 // loss_type (grpo: per sequence, then over sequences; dr_grpo: by B · max_completion_length,
 // Liu et al. 2025 "Understanding R1-Zero-Like Training" §3.1; dapo: by the step's completion
-// tokens, Yu et al. 2025 Eq. 8).
+// tokens, Yu et al. 2025 Eq. 8; bnpo: by each micro-batch's own completion tokens, micro-batches
+// then averaged as gradient accumulation does).
 import { z } from 'zod';
 import { parseConfig } from '../data/config.ts';
 import { detach } from '../engine/autodiff.ts';
@@ -66,7 +67,7 @@ import {
   tokenLogps,
 } from './rollout.ts';
 
-export const GRPO_LOSS_TYPES = ['grpo', 'dr_grpo', 'dapo'] as const;
+export const GRPO_LOSS_TYPES = ['grpo', 'dr_grpo', 'dapo', 'bnpo'] as const;
 export type GrpoLossType = (typeof GRPO_LOSS_TYPES)[number];
 
 export const GrpoConfig = z
@@ -220,6 +221,16 @@ export function grpoForward(spec: ModelSpec, o: GrpoForwardOptions): ForwardBuil
     const ref = o.beta > 0 ? g.input('ref_logps', 'float32', ['B', 'T']) : undefined;
     return grpoLoss({ logps: lp, old, ref, mask, advantages: adv }, o);
   };
+}
+
+/**
+ * A micro-batch's weight in its step (the loop weighs micro-batches w / Σw). dapo normalises by
+ * the whole step's completion tokens, so each micro-batch's token mean counts by its tokens; the
+ * other types average micro-batches by their rows (equal for equal micro-batches), as TRL's
+ * gradient accumulation does for bnpo's per-micro-batch token mean.
+ */
+export function grpoBatchWeight(lossType: GrpoLossType, rows: number, lossTokens: number): number {
+  return lossType === 'dapo' ? lossTokens : rows;
 }
 
 /**
@@ -455,7 +466,7 @@ export async function trainGrpo(cfg: GrpoConfig, deps: GrpoDeps = {}): Promise<G
       const lossTokens = rows.reduce((s, r) => s + r.lossTokens, 0);
       batches.push({
         feeds,
-        weight: cfg.loss_type === 'dapo' ? lossTokens : rs.length,
+        weight: grpoBatchWeight(cfg.loss_type, rs.length, lossTokens),
         tokens,
         metrics: stepMetrics,
       });

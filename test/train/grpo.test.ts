@@ -15,6 +15,7 @@ import { CausalLM } from '../../src/models/lm.ts';
 import {
   GRPO_LOSS_TYPES,
   grpoAdvantages,
+  grpoBatchWeight,
   grpoLoss,
   parseGrpoConfig,
   trainGrpo,
@@ -44,7 +45,7 @@ test('advantages: group mean removed, divided by the unbiased group / batch std 
   assert.throws(() => grpoAdvantages([1, 2, 3], 2, 'group'), ConfigError);
 });
 
-test('loss types average tokens as TRL: grpo per sequence, dr_grpo by B·L, dapo by tokens', async () => {
+test('loss types average tokens as TRL: grpo per sequence, dr_grpo by B·L, dapo and bnpo by tokens', async () => {
   // Two rows: row 0 has 3 completion tokens, row 1 has 1. ratios exp(lp − old).
   const lp = [-1, -2, -0.5, -1.5, 0, 0];
   const old = [-1.5, -2, -0.1, -1, 0, 0];
@@ -77,6 +78,7 @@ test('loss types average tokens as TRL: grpo per sequence, dr_grpo by B·L, dapo
     grpo: (rowSum(0) / 3 + rowSum(1) / 1) / 2,
     dr_grpo: (rowSum(0) + rowSum(1)) / (2 * L),
     dapo: (rowSum(0) + rowSum(1)) / 4,
+    bnpo: (rowSum(0) + rowSum(1)) / 4,
   };
   for (const lossType of GRPO_LOSS_TYPES) {
     const g = new Graph({ name: 't' });
@@ -318,4 +320,17 @@ test('a judge that stops answering mid-run: retries, then a RewardError; the che
   assert.equal(lines.length, 1);
   assert.equal(JSON.parse(lines[0]!).step, 1);
   close(JSON.parse(lines[0]!).reward, 0.7, 1e-12, 'reward');
+});
+
+test("micro-batch weights: dapo by completion tokens (the step's token mean), bnpo by rows (the mean of micro-batch token means)", () => {
+  // Two micro-batches of 2 rows: token sums 6 and 2 over 3 and 1 completion tokens.
+  const sums = [6, 2];
+  const toks = [3, 1];
+  const combine = (t: 'dapo' | 'bnpo') => {
+    const w = toks.map((k) => grpoBatchWeight(t, 2, k));
+    const W = w.reduce((a, b) => a + b, 0);
+    return sums.reduce((a, s, i) => a + (s / toks[i]!) * (w[i]! / W), 0);
+  };
+  close(combine('dapo'), (6 + 2) / (3 + 1), 1e-12);
+  close(combine('bnpo'), (6 / 3 + 2 / 1) / 2, 1e-12);
 });
