@@ -9,6 +9,8 @@
 // then averaged as gradient accumulation does).
 import { z } from 'zod';
 import { parseConfig } from '../data/config.ts';
+import { ChatMessage } from '../data/records.ts';
+import { applyChatTemplate } from '../data/templates/chat.ts';
 import { detach } from '../engine/autodiff.ts';
 import type { Var } from '../engine/graph.ts';
 import {
@@ -38,6 +40,7 @@ import type { LoraSpec, Weights } from '../models/decoder.ts';
 import { IGNORE_INDEX } from '../models/graphs.ts';
 import { CausalLM } from '../models/lm.ts';
 import type { HostTensor } from '../models/tensor.ts';
+import type { Tokenizer } from '../models/tokenizer.ts';
 import { ConfigError, DataError, TrainingError } from '../util/errors.ts';
 import { readJsonl } from '../util/jsonl.ts';
 import {
@@ -286,10 +289,32 @@ export interface GrpoPrompt {
   line: number;
 }
 
-/** Prompt-only records ({prompt: string, ...}); a record without one is a DataError at its line. */
+/**
+ * Renders a conversational prompt as the model will see it at generation time (transformers'
+ * apply_chat_template with add_generation_prompt), or undefined without a chat template.
+ */
+export function chatPromptRenderer(
+  tok: Tokenizer,
+): ((messages: ChatMessage[]) => string) | undefined {
+  const template = tok.chatTemplate;
+  if (!template) return undefined;
+  return (m) =>
+    applyChatTemplate(template, m, {
+      addGenerationPrompt: true,
+      bosToken: tok.bos?.token ?? null,
+      eosToken: tok.eos?.token ?? null,
+    });
+}
+
+/**
+ * Prompt-only records, as TRL reads them: standard ({prompt: string}) or conversational
+ * ({prompt: [{role, content}, ...]}), the latter rendered by `renderChat` (the model's chat
+ * template with the generation prompt). A record without either is a DataError at its line.
+ */
 export async function loadPrompts(
   source: string | readonly Record<string, unknown>[],
   field: string,
+  renderChat?: (messages: ChatMessage[]) => string,
 ): Promise<{ line: number; text: string; record: Record<string, unknown> }[]> {
   const out: { line: number; text: string; record: Record<string, unknown> }[] = [];
   const file = typeof source === 'string' ? source : undefined;
@@ -298,13 +323,26 @@ export async function loadPrompts(
       throw new DataError('a GRPO record is a JSON object', { file, line });
     const rec = value as Record<string, unknown>;
     const p = rec[field];
+    if (Array.isArray(p)) {
+      const msgs = z.array(ChatMessage).min(1).safeParse(p);
+      if (!msgs.success) {
+        const issue = msgs.error.issues[0]!;
+        throw new DataError(
+          `a conversational prompt is a non-empty list of {role, content} messages: ${issue.message} at ${[field, ...issue.path].join('.')}`,
+          { file, line, field },
+        );
+      }
+      if (!renderChat)
+        throw new DataError('a conversational prompt needs a tokenizer with a chat_template', {
+          file,
+          line,
+          field: 'chat_template',
+        });
+      out.push({ line, text: renderChat(msgs.data), record: rec });
+      return;
+    }
     if (typeof p !== 'string' || p === '')
-      throw new DataError(
-        Array.isArray(p)
-          ? 'conversational prompts are not supported by GRPO yet; render them to text'
-          : `no non-empty string '${field}'`,
-        { file, line, field },
-      );
+      throw new DataError(`no non-empty string or message list '${field}'`, { file, line, field });
     out.push({ line, text: p, record: rec });
   };
   if (typeof source === 'string') for await (const l of readJsonl(source)) add(l.value, l.line);
@@ -357,7 +395,11 @@ export async function trainGrpo(cfg: GrpoConfig, deps: GrpoDeps = {}): Promise<G
       `max_prompt_length ${cfg.max_prompt_length} + max_completion_length ${cfg.max_completion_length} exceeds the model's context of ${ctx}`,
       { field: 'max_completion_length' },
     );
-  const records = await loadPrompts(deps.train ?? cfg.train_file, cfg.prompt_field);
+  const records = await loadPrompts(
+    deps.train ?? cfg.train_file,
+    cfg.prompt_field,
+    chatPromptRenderer(tok),
+  );
   if (records.length === 0) throw new TrainingError('no prompts to train on');
   const prompts: GrpoPrompt[] = records.map((r) => {
     const ids = tok.encode(r.text, { addSpecialTokens: false });

@@ -17,6 +17,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../data/config.ts';
+import type { ChatMessage } from '../data/records.ts';
 import { segmentMask } from '../engine/attention.ts';
 import { Graph, type Var } from '../engine/graph.ts';
 import { add, cast, equal, not } from '../engine/ops.ts';
@@ -30,9 +31,9 @@ import { CausalLM } from '../models/lm.ts';
 import { RewardModel } from '../models/reward.ts';
 import type { HostTensor } from '../models/tensor.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
-import { readJsonl } from '../util/jsonl.ts';
 import { Rng } from '../util/rng.ts';
 import type { PackedRow } from './data.ts';
+import { chatPromptRenderer, loadPrompts } from './grpo.ts';
 import {
   type Collated,
   type LoopDeps,
@@ -220,22 +221,20 @@ export interface PpoPrompt {
   index: number;
 }
 
-/** Reads {"prompt": string} records; a line without one is a DataError naming file and line. */
+/**
+ * Reads prompt-only records (a string or, with a chat template, a conversational message list,
+ * as GRPO reads them); a line without one, or whose prompt leaves no room for the response, is a
+ * DataError naming file and line.
+ */
 export async function loadPpoPrompts(
   file: string,
   encode: (s: string) => number[],
   maxPromptTokens: number,
+  renderChat?: (messages: ChatMessage[]) => string,
 ): Promise<PpoPrompt[]> {
   const out: PpoPrompt[] = [];
-  for await (const { value, line } of readJsonl(file)) {
-    const rec = value as Record<string, unknown>;
-    if (typeof rec !== 'object' || rec === null || typeof rec.prompt !== 'string')
-      throw new DataError('expected a record with a string "prompt"', {
-        file,
-        line,
-        field: 'prompt',
-      });
-    const ids = encode(rec.prompt);
+  for (const { text, record, line } of await loadPrompts(file, 'prompt', renderChat)) {
+    const ids = encode(text);
     if (ids.length === 0)
       throw new DataError('the prompt encodes to no tokens', { file, line, field: 'prompt' });
     if (ids.length > maxPromptTokens)
@@ -244,7 +243,7 @@ export async function loadPpoPrompts(
         { file, line, field: 'prompt' },
         { hint: 'raise max_length or lower response_length' },
       );
-    out.push({ prompt: rec.prompt, ids, record: rec, index: out.length });
+    out.push({ prompt: text, ids, record, index: out.length });
   }
   return out;
 }
@@ -414,6 +413,7 @@ export async function trainPpo(cfg: PPOConfig, deps: LoopDeps = {}): Promise<Ppo
     cfg.train_file,
     (s) => tok.encode(s),
     cfg.max_length - cfg.response_length,
+    chatPromptRenderer(tok),
   );
   if (prompts.length === 0) throw new DataError('no prompts', { file: cfg.train_file });
 

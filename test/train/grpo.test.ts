@@ -22,7 +22,7 @@ import {
 } from '../../src/train/grpo.ts';
 import { RewardError, type RewardInput, type RewardSource } from '../../src/train/rewards.ts';
 import type { Rollout } from '../../src/train/rollout.ts';
-import { ConfigError } from '../../src/util/errors.ts';
+import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { smallSpec, tokenizer } from './tiny.ts';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `ik-${p}-`));
@@ -333,4 +333,40 @@ test("micro-batch weights: dapo by completion tokens (the step's token mean), bn
   };
   close(combine('dapo'), (6 + 2) / (3 + 1), 1e-12);
   close(combine('bnpo'), (6 / 3 + 2 / 1) / 2, 1e-12);
+});
+
+test('conversational prompts (TRL format) render through the chat template with the generation prompt; a malformed message list names its line', async () => {
+  const chat = [0, 1, 2, 3].map((i) => ({
+    prompt: [{ role: 'user', content: `Q${i}: what colour?` }],
+    reference: 'red',
+  }));
+  const seenPrompts: string[] = [];
+  const counting: RewardSource = {
+    ...eCount,
+    async score(b) {
+      for (const x of b) seenPrompts.push(x.prompt);
+      return eCount.score(b);
+    },
+  };
+  const r = await trainGrpo(parseGrpoConfig(base(tmp('grpo-chat'), { max_steps: 1 })), {
+    model: model(),
+    train: chat,
+    rewards: [counting],
+  });
+  assert.equal(r.steps, 1);
+  assert.ok(seenPrompts.length > 0);
+  for (const p of seenPrompts)
+    assert.match(
+      p,
+      /^<\|im_start\|>user\nQ\d: what colour\?<\|im_end\|>\n<\|im_start\|>assistant\n$/,
+    );
+  await assert.rejects(
+    trainGrpo(parseGrpoConfig(base(tmp('grpo-chat-bad'))), {
+      model: model(),
+      train: [...chat, { prompt: [{ role: 'user' }] }],
+      rewards: [eCount],
+    }),
+    (e: unknown) =>
+      e instanceof DataError && /line 5/.test(e.message) && /prompt\.0\.content/.test(e.message),
+  );
 });

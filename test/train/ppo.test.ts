@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { applyChatTemplate } from '../../src/data/templates/chat.ts';
 import { CausalLM } from '../../src/models/lm.ts';
 import { RewardModel } from '../../src/models/reward.ts';
 import { loadPpoPrompts, parsePpoConfig, trainPpo } from '../../src/train/ppo.ts';
@@ -169,6 +170,22 @@ test('prompt files: a line without a string prompt, or a prompt with no room for
   await assert.rejects(
     loadPpoPrompts(f, (s) => tokenizer.encode(s), 12),
     (e: unknown) => e instanceof DataError && e.line === 2 && /max_length/.test(e.message),
+  );
+  // Conversational prompts render through the chat template with the generation prompt.
+  writeFileSync(f, '{"prompt": [{"role": "user", "content": "Q1: what colour?"}]}\n');
+  const chat = await loadPpoPrompts(
+    f,
+    (s) => tokenizer.encode(s),
+    40,
+    (m) => applyChatTemplate(tokenizer.chatTemplate!, m, { addGenerationPrompt: true }),
+  );
+  assert.equal(
+    chat[0]!.prompt,
+    '<|im_start|>user\nQ1: what colour?<|im_end|>\n<|im_start|>assistant\n',
+  );
+  await assert.rejects(
+    loadPpoPrompts(f, (s) => tokenizer.encode(s), 40),
+    (e: unknown) => e instanceof DataError && e.line === 1 && /chat_template/.test(e.message),
   );
 });
 
